@@ -1,0 +1,71 @@
+"""AWS provider: EC2 inventory, CloudWatch utilization, Cost Explorer costs, EC2 prices.
+
+Importing this package imports boto3 (through ``client.py``); the agent imports it lazily so a
+user without the ``aws`` extra can still audit other clouds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from providers.aws import billing, inventory, metrics, pricing
+from providers.aws.client import AwsClients
+from providers.base import UsageResult
+from providers.catalog import PriceCatalog
+from providers.model import Cloud, CostRecord, PriceQuote, Resource, Usage, Window
+
+
+class AwsProvider:
+    cloud = Cloud.AWS
+
+    def __init__(self, clients: AwsClients | None = None, *, live_prices: bool = True) -> None:
+        self.clients = clients or AwsClients()
+        self._types = inventory.InstanceTypeCache(self.clients)
+        self._catalog = PriceCatalog.shipped(Cloud.AWS)
+        self._live_prices = live_prices
+        self._account: str | None = None
+
+    def default_regions(self) -> list[str]:
+        region = self.clients.default_region()
+        return [region] if region else []
+
+    def resources(self, region: str) -> list[Resource]:
+        found = inventory.list_instances(self.clients, self._types, region)
+        if found and self._account is None:
+            self._account = found[0].ref.account
+        return found
+
+    def usage(
+        self,
+        region: str,
+        resources: Sequence[Resource],
+        window: Window,
+        period: timedelta,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> UsageResult:
+        ids = {r.ref.id for r in resources}
+        series = metrics.discover_gpu_series(self.clients, region, ids)
+        queries = metrics.build_queries(resources, series, period)
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if on_progress:
+                on_progress(done, len(queries))
+
+        frame, gaps = metrics.fetch(self.clients, region, queries, window, on_batch=advance)
+        listed = set(series.get(metrics.GPU_UTIL_NAME, {}))
+        gaps += metrics.telemetry_gaps(resources, frame, region, listed)
+        return UsageResult(Usage(frame, period), tuple(gaps))
+
+    def costs(self, window: Window) -> list[CostRecord]:
+        account = self._account or self.clients.account_id(billing.CE_REGION)
+        return billing.ec2_costs(self.clients, account, window)
+
+    def prices(self, region: str, instance_types: Sequence[str], at: datetime) -> list[PriceQuote]:
+        return pricing.quotes(self.clients, self._catalog, region, instance_types, at, live=self._live_prices)
+
+    def api_calls(self) -> dict[str, int]:
+        return dict(self.clients.calls)

@@ -1,0 +1,34 @@
+"""The protocol every cloud provider implements (``providers/<cloud>/__init__.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from providers.model import Cloud, CostRecord, Gap, PriceQuote, Resource, Usage, Window
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    usage: Usage
+    gaps: tuple[Gap, ...] = ()
+
+
+class Provider(Protocol):
+    """Read side of one cloud. Methods raise ``providers.errors.ProviderError`` on failure."""
+
+    cloud: Cloud
+
+    def resources(self, region: str) -> list[Resource]: ...
+
+    def usage(self, region: str, resources: Sequence[Resource], window: Window, period: timedelta) -> UsageResult: ...
+
+    def costs(self, window: Window) -> list[CostRecord]: ...
+
+    def prices(self, region: str, instance_types: Sequence[str], at: datetime) -> list[PriceQuote]: ...
+
+    def api_calls(self) -> dict[str, int]:
+        """Calls made so far, keyed ``service.Operation``."""
+        ...

@@ -1,0 +1,292 @@
+"""The ground floor: plain typed records shared by every layer.
+
+Conventions (see docs/architecture.md):
+- money is ``Decimal`` (floats only inside vectorized math), rates are hourly, a month is 730 hours;
+- every time is timezone-aware UTC; windows are half-open ``[start, end)``;
+- usage is columnar: one long pandas frame for the whole fleet, never one object per sample.
+
+This module imports only the standard library, numpy and pandas.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HOURS_PER_MONTH = Decimal(730)
+
+
+class Cloud(enum.StrEnum):
+    AWS = "aws"
+    GCP = "gcp"
+    AZURE = "azure"
+
+
+class ResourceState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    OTHER = "other"
+
+
+class PricingModel(enum.StrEnum):
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+    COMMITTED = "committed"
+
+
+class Metric(enum.StrEnum):
+    """Usage metrics in canonical units, whatever the cloud calls them."""
+
+    GPU_UTIL = "gpu_util_pct"  # percent of time a kernel ran, per GPU
+    GPU_MEM_USED = "gpu_mem_used_mib"  # per GPU
+    GPU_MEM_TOTAL = "gpu_mem_total_mib"  # per GPU
+    CPU_UTIL = "cpu_util_pct"  # whole instance
+    NET_IN = "net_in_bytes_per_s"  # whole instance
+    NET_OUT = "net_out_bytes_per_s"  # whole instance
+
+
+#: ``gpu`` column value for instance-level metrics (CPU, network) and for a
+#: GPU series the agent only publishes aggregated over all GPUs.
+INSTANCE_LEVEL = -1
+
+
+def utc(value: datetime) -> datetime:
+    """Return ``value`` as an aware UTC datetime; naive values are refused."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} (costagent only uses UTC-aware times)")
+    return value.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRef:
+    cloud: Cloud
+    account: str
+    region: str
+    id: str
+
+    @property
+    def key(self) -> str:
+        """One string naming the resource across clouds (used as the usage frame's key)."""
+        return f"{self.cloud}/{self.account}/{self.region}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Accelerators:
+    model: str  # e.g. "A100", "H100", "A10G", "L4"
+    count: int
+    memory_gib: float  # per accelerator
+    manufacturer: str = "NVIDIA"
+
+    @property
+    def total_memory_gib(self) -> float:
+        return self.memory_gib * self.count
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceTypeSpec:
+    instance_type: str
+    vcpu: int
+    memory_gib: float
+    accelerators: Accelerators | None
+
+
+@dataclass(frozen=True)
+class Resource:
+    ref: ResourceRef
+    instance_type: str
+    state: ResourceState
+    pricing_model: PricingModel
+    accelerators: Accelerators | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    launched_at: datetime | None = None
+    zone: str | None = None
+    vcpu: int | None = None
+    memory_gib: float | None = None
+    group: str | None = None  # autoscaling group / managed instance group / scale set
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
+        if self.launched_at is not None:
+            object.__setattr__(self, "launched_at", utc(self.launched_at))
+
+    @property
+    def name(self) -> str | None:
+        return self.tags.get("Name") or self.tags.get("name")
+
+    @property
+    def has_gpu(self) -> bool:
+        return self.accelerators is not None and self.accelerators.count > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open UTC interval ``[start, end)``."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", utc(self.start))
+        object.__setattr__(self, "end", utc(self.end))
+        if self.end <= self.start:
+            raise ValueError(f"empty window: {self.start.isoformat()} >= {self.end.isoformat()}")
+
+    @classmethod
+    def ending(cls, end: datetime, length: timedelta, align: timedelta | None = None) -> Window:
+        """The window of ``length`` ending at ``end``, both ends floored to ``align``."""
+        end = utc(end)
+        if align is not None:
+            step = int(align.total_seconds())
+            end = datetime.fromtimestamp(int(end.timestamp()) // step * step, tz=timezone.utc)
+        return cls(end - length, end)
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def hours(self) -> float:
+        return self.duration.total_seconds() / 3600
+
+
+@dataclass(frozen=True, slots=True)
+class PriceQuote:
+    cloud: Cloud
+    region: str
+    instance_type: str
+    pricing_model: PricingModel
+    hourly_usd: Decimal
+    source: str  # e.g. "catalog", "aws-pricing-api", "spot-price-history"
+    as_of: datetime
+
+    @property
+    def monthly_usd(self) -> Decimal:
+        return self.hourly_usd * HOURS_PER_MONTH
+
+
+@dataclass(frozen=True, slots=True)
+class CostRecord:
+    """A billing row, named after the FOCUS columns it carries."""
+
+    cloud: Cloud
+    account: str  # FOCUS SubAccountId
+    region: str | None  # RegionId
+    service: str  # ServiceName
+    sku: str | None  # instance type or SKU id
+    charge_period_start: datetime
+    charge_period_end: datetime
+    billed_cost: Decimal
+    currency: str = "USD"
+    resource_id: str | None = None
+    pricing_category: str | None = None  # Standard / Dynamic / Committed
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Something that could not be read, and why; the report lists every gap."""
+
+    cloud: Cloud
+    what: str  # inventory | usage | gpu-telemetry | costs | prices | analysis
+    reason: str
+    region: str | None = None
+    resource_id: str | None = None
+    account: str | None = None
+    hint: str | None = None  # how to fix it
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A change a recommendation proposes; applied only through the guarded actuators."""
+
+    kind: str  # stop | schedule | rightsize | ...
+    ref: ResourceRef
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+USAGE_COLUMNS = ("resource", "gpu", "metric", "ts", "value")
+
+
+def usage_frame(
+    resource: Iterable[str] | np.ndarray,
+    gpu: Iterable[int] | np.ndarray,
+    metric: Iterable[str] | np.ndarray,
+    ts: Iterable[Any] | np.ndarray | pd.DatetimeIndex,
+    value: Iterable[float] | np.ndarray,
+) -> pd.DataFrame:
+    """Build the canonical long usage frame from column arrays."""
+    return pd.DataFrame(
+        {
+            "resource": pd.Categorical(np.asarray(resource, dtype=object)),
+            "gpu": np.asarray(gpu, dtype=np.int16),
+            "metric": pd.Categorical(np.asarray(metric, dtype=object), categories=[m.value for m in Metric]),
+            "ts": pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns"),
+            "value": np.asarray(value, dtype=np.float64),
+        },
+        columns=list(USAGE_COLUMNS),
+    )
+
+
+def empty_usage_frame() -> pd.DataFrame:
+    return usage_frame([], [], [], [], [])
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The fleet's usage in one long frame (columns ``USAGE_COLUMNS``).
+
+    ``value`` is in the metric's canonical unit, each row aggregating one ``period``
+    starting at ``ts``: the maximum for GPU utilization and memory, the mean for CPU,
+    the mean rate for network.
+    """
+
+    frame: pd.DataFrame
+    period: timedelta
+
+    @classmethod
+    def empty(cls, period: timedelta) -> Usage:
+        return cls(empty_usage_frame(), period)
+
+    @classmethod
+    def concat(cls, parts: Iterable[Usage], period: timedelta) -> Usage:
+        frames = [p.frame for p in parts if len(p.frame)]
+        if not frames:
+            return cls.empty(period)
+        resources = pd.api.types.union_categoricals([f["resource"] for f in frames]).categories
+        fixed = [f.assign(resource=f["resource"].cat.set_categories(resources)) for f in frames]
+        return cls(pd.concat(fixed, ignore_index=True), period)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one collection saw: the input of every recommender."""
+
+    as_of: datetime
+    window: Window
+    resources: tuple[Resource, ...]
+    usage: Usage
+    prices: Mapping[tuple[str, str, str, PricingModel], PriceQuote] = field(default_factory=dict)
+    costs: tuple[CostRecord, ...] = ()
+    gaps: tuple[Gap, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "as_of", utc(self.as_of))
+
+    def price_for(self, resource: Resource) -> PriceQuote | None:
+        """The hourly price this resource pays (its own pricing model, on-demand as fallback)."""
+        cloud, region, itype = resource.ref.cloud.value, resource.ref.region, resource.instance_type
+        own = self.prices.get((cloud, region, itype, resource.pricing_model))
+        return own or self.prices.get((cloud, region, itype, PricingModel.ON_DEMAND))
+
+
+def price_key(quote: PriceQuote) -> tuple[str, str, str, PricingModel]:
+    return (quote.cloud.value, quote.region, quote.instance_type, quote.pricing_model)

@@ -1,0 +1,172 @@
+"""A simulated GPU fleet with ground truth: the demo cloud's contents, and the tests' and benchmarks'.
+
+Each ``SimInstance`` has a behaviour (forgotten box, office-hours notebook, training run, ...) that
+``simulate`` turns into per-period GPU, CPU and network series on a UTC grid, deterministically
+from the instance's name. ``expect`` is the verdict a correct audit reaches for it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+SIM_PERIOD = timedelta(minutes=5)
+
+FORGOTTEN = "forgotten"  # trained, then left running idle
+IDLE_ALL = "idle-all"  # never used in the window
+OFFICE = "office-hours"  # notebook used on weekdays 09-18 UTC
+TRAINING = "training"  # all GPUs busy, checkpoint dips
+BURSTY = "bursty"  # batch jobs at random times
+INFERENCE = "inference"  # diurnal serving load, never idle
+ONE_BUSY = "one-gpu-busy"  # multi-GPU box with one busy GPU
+NO_AGENT = "no-agent"  # GPU instance without the CloudWatch agent's GPU metrics
+STOPPED = "stopped"
+NEW = "new"  # launched less than 30 h ago
+BEHAVIOURS = (FORGOTTEN, IDLE_ALL, OFFICE, TRAINING, BURSTY, INFERENCE, ONE_BUSY, NO_AGENT, STOPPED, NEW)
+
+
+@dataclass(frozen=True)
+class SimInstance:
+    name: str
+    region: str
+    instance_type: str
+    gpus: int
+    gpu_memory_mib: float
+    behaviour: str
+    expect: str | None = None  # "stop" | "schedule" | None: the verdict a correct audit reaches
+    expect_gap: bool = False  # a correct audit lists it as a gap
+    spot: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    idle_days: float = 0.0  # FORGOTTEN: idle for this long before the end of the window
+    age_hours: float = 0.0  # NEW: data only for this long
+
+    @property
+    def running(self) -> bool:
+        return self.behaviour != STOPPED
+
+    @property
+    def publishes_gpu(self) -> bool:
+        return self.behaviour not in (NO_AGENT, STOPPED)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Simulated telemetry on ``times``: per-GPU arrays have shape (gpus, T)."""
+
+    times: pd.DatetimeIndex
+    gpu_util: np.ndarray
+    gpu_mem_used: np.ndarray
+    cpu: np.ndarray
+    net_in: np.ndarray  # bytes per second
+    net_out: np.ndarray
+    present: np.ndarray  # (T,) bool: the instance existed and was running
+    busy: np.ndarray  # (T,) bool ground truth: any GPU doing work
+
+
+def _rng(name: str) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(name.encode()))
+
+
+def _weekday_hours(times: pd.DatetimeIndex, start: int = 9, end: int = 18) -> np.ndarray:
+    return np.asarray((times.day_of_week < 5) & (times.hour >= start) & (times.hour < end))
+
+
+def _jobs(times: pd.DatetimeIndex, rng: np.random.Generator, mean_gap_h: float, dur_h: tuple[float, float]) -> np.ndarray:
+    busy = np.zeros(len(times), dtype=bool)
+    step_h = (times[1] - times[0]) / pd.Timedelta(hours=1) if len(times) > 1 else 1 / 12
+    t = rng.exponential(mean_gap_h)
+    horizon = len(times) * step_h
+    while t < horizon:
+        dur = rng.uniform(*dur_h)
+        busy[int(t / step_h) : int((t + dur) / step_h) + 1] = True
+        t += dur + rng.exponential(mean_gap_h)
+    return busy
+
+
+def _busy_pattern(inst: SimInstance, times: pd.DatetimeIndex, rng: np.random.Generator) -> np.ndarray:
+    """(gpus, T) bool: which GPU is working when."""
+    n = len(times)
+    end = times[-1] + SIM_PERIOD
+    every = np.ones(n, dtype=bool)
+    b = inst.behaviour
+    if b == FORGOTTEN:
+        row = np.asarray(times < end - pd.Timedelta(days=inst.idle_days))
+    elif b in (IDLE_ALL, NEW, NO_AGENT, STOPPED):
+        row = np.zeros(n, dtype=bool) if b != NO_AGENT else _weekday_hours(times)
+    elif b == OFFICE:
+        row = _weekday_hours(times)
+    elif b == TRAINING:
+        minutes = np.asarray((times - times[0]) / pd.Timedelta(minutes=1))
+        row = (minutes % 120) >= 10  # a 10-minute checkpoint write every 2 hours
+    elif b == BURSTY:
+        row = _jobs(times, rng, mean_gap_h=5.0, dur_h=(0.5, 2.0))
+    elif b in (INFERENCE, ONE_BUSY):
+        row = every
+    else:
+        raise ValueError(f"unknown behaviour {b!r}")
+    pattern = np.repeat(row[None, :], inst.gpus, axis=0)
+    if b == ONE_BUSY:
+        pattern[1:] = False
+    return pattern
+
+
+def simulate(inst: SimInstance, times: pd.DatetimeIndex) -> Series:
+    rng = _rng(inst.name)
+    n = len(times)
+    busy_gpu = _busy_pattern(inst, times, rng)
+    if inst.behaviour == INFERENCE:
+        hours = np.asarray(times.hour + times.minute / 60)
+        load = 45 + 30 * np.sin((hours - 9) / 24 * 2 * np.pi)
+        util = np.clip(load[None, :] + rng.normal(0, 5, (inst.gpus, n)), 12, 100)
+    else:
+        util = np.where(busy_gpu, rng.uniform(70, 100, (inst.gpus, n)), rng.choice([0.0, 0.0, 0.0, 1.0], (inst.gpus, n)))
+    keep_memory = inst.behaviour in (OFFICE, FORGOTTEN, INFERENCE)
+    idle_mem = 0.3 if keep_memory else 0.01
+    mem = inst.gpu_memory_mib * np.where(busy_gpu | (inst.behaviour == INFERENCE), rng.uniform(0.6, 0.9, (inst.gpus, n)), idle_mem)
+    any_busy = busy_gpu.any(axis=0) | (inst.behaviour == INFERENCE)
+    cpu = np.where(any_busy, rng.uniform(20, 60, n), rng.uniform(0.3, 2.5, n))
+    net_in = np.where(any_busy, rng.uniform(5e6, 5e7, n), rng.uniform(2e3, 2e4, n))
+    net_out = np.where(any_busy, rng.uniform(1e6, 1e7, n), rng.uniform(1e3, 1e4, n))
+    present = np.ones(n, dtype=bool)
+    if inst.behaviour == STOPPED:
+        present[:] = False
+    elif inst.behaviour == NEW:
+        present = np.asarray(times >= times[-1] + SIM_PERIOD - pd.Timedelta(hours=inst.age_hours))
+    return Series(times, util, mem, cpu, net_in, net_out, present, any_busy & present)
+
+
+def _i(name: str, region: str, itype: str, gpus: int, mem_gib: float, behaviour: str, **kw: object) -> SimInstance:
+    team = {"notebook": "research", "llm": "llm", "vision": "vision"}.get(name.split("-")[0], "platform")
+    tags = {"Name": name, "team": team, "owner": f"{team}@example.com"}
+    return SimInstance(name, region, itype, gpus, mem_gib * 1024, behaviour, tags=tags, **kw)  # type: ignore[arg-type]
+
+
+def demo_fleet() -> list[SimInstance]:
+    """The embedded demo cloud: 14 instances over two regions, each a case a user meets."""
+    east, west = "us-east-1", "us-west-2"
+    return [
+        _i("llm-finetune-7b", east, "p4d.24xlarge", 8, 40, FORGOTTEN, idle_days=8, expect="stop"),
+        _i("notebook-alice", east, "g5.2xlarge", 1, 22.35, OFFICE, expect="schedule"),
+        _i("notebook-bob", east, "g6.xlarge", 1, 22.35, OFFICE, expect="schedule"),
+        _i("llm-pretrain-h100", east, "p5.48xlarge", 8, 80, TRAINING),
+        _i("batch-embeddings", east, "g5.xlarge", 1, 22.35, BURSTY),
+        _i("render-legacy", east, "g4dn.xlarge", 1, 16, NO_AGENT, expect_gap=True),
+        _i("eval-harness", east, "g5.12xlarge", 4, 22.35, STOPPED),
+        _i("inference-api", east, "g6e.xlarge", 1, 44.7, INFERENCE),
+        _i("multi-gpu-dev", east, "g5.12xlarge", 4, 22.35, ONE_BUSY),
+        _i("demo-day-box", west, "g5.xlarge", 1, 22.35, IDLE_ALL, spot=True, expect="stop"),
+        _i("vision-notebook-carol", west, "g4dn.2xlarge", 1, 16, OFFICE, expect="schedule"),
+        _i("vision-sweep", west, "p3.2xlarge", 1, 16, TRAINING),
+        _i("llm-new-experiment", west, "g6.xlarge", 1, 22.35, NEW, age_hours=20, expect_gap=True),
+        _i("vision-forgotten-a10", west, "g5.4xlarge", 1, 22.35, FORGOTTEN, idle_days=3, expect="stop"),
+    ]
+
+
+def grid(end: pd.Timestamp, lookback: timedelta, period: timedelta = SIM_PERIOD) -> pd.DatetimeIndex:
+    """The simulation grid: ``lookback`` back from ``end`` (floored to the period), UTC."""
+    stop = pd.Timestamp(end).tz_convert("UTC").floor(pd.Timedelta(period))
+    return pd.date_range(stop - pd.Timedelta(lookback), stop, freq=pd.Timedelta(period), inclusive="left")

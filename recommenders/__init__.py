@@ -1,0 +1,80 @@
+"""Pure analysis: a Snapshot in, recommendations (and the gaps analysis itself found) out.
+
+No I/O, no clock, no cloud SDK: everything comes from the snapshot, so results are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from providers.model import Gap, Metric, Resource, ResourceState, Snapshot
+from recommenders import gpu_idle, schedule
+from recommenders.idle import IdleReport, IdleSettings, classify
+from recommenders.model import Recommendation
+
+RECOMMENDERS = (gpu_idle.NAME, schedule.NAME)
+
+
+@dataclass(frozen=True)
+class Settings:
+    idle: IdleSettings = field(default_factory=IdleSettings)
+    stop: gpu_idle.StopSettings = field(default_factory=gpu_idle.StopSettings)
+    schedule: schedule.ScheduleSettings = field(default_factory=schedule.ScheduleSettings)
+    enabled: tuple[str, ...] = RECOMMENDERS
+
+
+@dataclass(frozen=True)
+class Analysis:
+    recommendations: tuple[Recommendation, ...]
+    gaps: tuple[Gap, ...]
+    idle: IdleReport
+    analyzed: tuple[str, ...]  # resource keys with enough telemetry to judge
+
+
+def candidates(snapshot: Snapshot) -> list[Resource]:
+    """Running GPU instances that published GPU utilization in the window."""
+    frame = snapshot.usage.frame
+    reported = set(frame.loc[frame["metric"] == Metric.GPU_UTIL.value, "resource"].astype(str).unique())
+    return [r for r in snapshot.resources if r.has_gpu and r.state == ResourceState.RUNNING and r.ref.key in reported]
+
+
+def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Analysis:
+    settings = settings or Settings()
+    pool = candidates(snapshot)
+    by_key = {r.ref.key: r for r in pool}
+    idle = classify(snapshot.usage, pool, snapshot.window, settings.idle)
+    recs: list[Recommendation] = []
+    if gpu_idle.NAME in settings.enabled:
+        recs += gpu_idle.recommend(snapshot, idle, by_key, settings.stop, settings.idle)
+    stopped = {r.ref.key for r in recs}
+    if schedule.NAME in settings.enabled:
+        recs += schedule.recommend(snapshot, idle, by_key, settings.schedule, settings.idle, exclude=stopped)
+    unique = {r.id: r for r in recs}
+    gaps = coverage_gaps(pool, idle, settings.idle)
+    analyzed = tuple(k for k in idle.keys if idle.per_resource.at[k, "known_hours"] >= settings.idle.min_data_hours)
+    return Analysis(tuple(unique.values()), tuple(gaps), idle, analyzed)
+
+
+def coverage_gaps(pool: Sequence[Resource], idle: IdleReport, settings: IdleSettings) -> list[Gap]:
+    """Instances whose telemetry is too thin or incomplete to judge: said, never guessed."""
+    gaps = []
+    per = idle.per_resource
+    for res in pool:
+        row = per.loc[res.ref.key]
+        ref = res.ref
+        expected, reporting = int(row["expected_gpus"]), int(row["reporting_gpus_max"])
+        if row["installed_gpus"] and reporting < expected:
+            gaps.append(Gap(ref.cloud, "gpu-telemetry",
+                            f"only {reporting} of {expected} GPUs publish utilization; periods without every GPU are unknown, never idle",
+                            ref.region, ref.id, ref.account,
+                            "publish every GPU (check the agent's nvidia_gpu configuration and driver)"))
+        if row["known_hours"] < settings.min_data_hours:
+            gaps.append(Gap(ref.cloud, "analysis",
+                            f"only {row['known_hours']:.1f} h of usable GPU telemetry in the window; "
+                            f"{settings.min_data_hours:g} h are needed before any finding",
+                            ref.region, ref.id, ref.account, None))
+    return gaps
+
+
+__all__ = ["Analysis", "Settings", "analyze", "candidates"]

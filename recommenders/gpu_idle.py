@@ -1,0 +1,96 @@
+"""``gpu-idle``: STOP a running GPU instance that is idle now and has been for a sustained streak.
+
+"Sustained" means both at least ``min_streak_hours`` and clearly longer (``prior_margin`` x) than
+any idle stretch the instance came back from in the window — so an office-hours notebook on a
+Monday morning, or a batch box between its usual jobs, is not mistaken for a forgotten one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pandas as pd
+
+from providers.model import Action, Resource, Snapshot
+from recommenders.economics import monthly_cost, price_evidence
+from recommenders.idle import IdleReport, IdleSettings
+from recommenders.model import Kind, Recommendation, Risk
+
+NAME = "gpu-idle"
+
+
+@dataclass(frozen=True)
+class StopSettings:
+    min_streak_hours: float = 24.0
+    prior_margin: float = 1.5
+
+
+def _round(value: float, digits: int = 2) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), digits)
+
+
+def recommend(
+    snapshot: Snapshot,
+    idle: IdleReport,
+    resources: Mapping[str, Resource],
+    settings: StopSettings,
+    idle_settings: IdleSettings,
+) -> list[Recommendation]:
+    per = idle.per_resource
+    eligible = per[
+        (per["known_hours"] >= idle_settings.min_data_hours)
+        & (per["streak_hours"] >= settings.min_streak_hours)
+        & (per["streak_hours"] > settings.prior_margin * per["prior_max_idle_hours"])
+    ]
+    return [_recommendation(snapshot, resources[key], row, settings, idle_settings) for key, row in eligible.iterrows()]
+
+
+def _recommendation(snapshot: Snapshot, res: Resource, row: pd.Series, settings: StopSettings,
+                    idle_settings: IdleSettings) -> Recommendation:
+    quote = snapshot.price_for(res)
+    savings = monthly_cost(quote.hourly_usd) if quote else Decimal(0)
+    streak = float(row["streak_hours"])
+    both_signals = bool(row["cpu_published"]) and bool(row["net_published"])
+    confidence = 0.6 + 0.15 * min(1.0, math.log2(streak / settings.min_streak_hours) / 2)
+    confidence += 0.1 if both_signals else 0.0
+    confidence += 0.1 * min(1.0, float(row["known_hours"]) / snapshot.window.hours)
+    risk = Risk.LOW if streak >= 3 * settings.min_streak_hours and both_signals else Risk.MEDIUM
+    gpus = res.accelerators.count if res.accelerators else 0
+    since = pd.Timestamp(row["streak_start"]).isoformat().replace("+00:00", "Z")
+    label = res.name or res.ref.id
+    return Recommendation(
+        recommender=NAME,
+        kind=Kind.STOP,
+        ref=res.ref,
+        instance_type=res.instance_type,
+        monthly_savings_usd=savings,
+        confidence=round(min(confidence, 0.95), 3),
+        risk=risk,
+        summary=f"Stop {label}: all {gpus} GPU(s) idle for {streak:.0f} h (since {since[:16]}Z)",
+        evidence={
+            "idle_since": since,
+            "idle_streak_hours": round(streak, 2),
+            "longest_earlier_idle_hours": round(float(row["prior_max_idle_hours"]), 2),
+            "gpu_count": gpus,
+            "gpu_model": res.accelerators.model if res.accelerators else None,
+            "gpu_util_max_pct_during_streak": _round(row["streak_gpu_max_pct"]),
+            "cpu_util_max_pct_during_streak": _round(row["streak_cpu_max_pct"]),
+            "network_max_bytes_per_s_during_streak": _round(row["streak_net_max_bytes_per_s"], 0),
+            "thresholds": {
+                "gpu_util_max_pct": idle_settings.gpu_util_max_pct,
+                "cpu_util_max_pct": idle_settings.cpu_util_max_pct,
+                "net_max_bytes_per_s": idle_settings.net_max_bytes_per_s,
+                "min_streak_hours": settings.min_streak_hours,
+            },
+            "idle_fraction_of_measured_time": round(float(row["idle_fraction"]), 4),
+            "measured_hours": round(float(row["known_hours"]), 2),
+            "window_hours": round(snapshot.window.hours, 2),
+            "price": price_evidence(quote),
+            "savings_basis": "hourly price x 730 h/month (compute only; attached volumes still bill)",
+        },
+        action=Action(kind="stop", ref=res.ref, params={}),
+        name=res.name,
+    )

@@ -1,0 +1,92 @@
+"""The Markdown renderer: GitHub-flavoured Markdown for pull requests, issues and wikis.
+
+Text that came from a cloud or a recommender goes through ``md_text`` so a tag value can
+neither break a table row nor inject links, emphasis, code or HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from reports.model import AuditReport
+from reports.table import header_parts, summary_rows, usd
+
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+# The backslash too, so a backslash in the text cannot cancel one of ours (`\[x]` stays literal);
+# and `$`, since GitHub renders $...$ as math.
+_SPECIAL = re.compile(r"([\\`*_\[\]<>$])")
+
+
+def md_text(value: str | None) -> str:
+    """Escape ``value`` for a GFM table cell or list item; None and "" become ``-``."""
+    if not value:
+        return "-"
+    text = _NEWLINES.sub(" ", value)
+    text = _SPECIAL.sub(r"\\\1", text)
+    return text.replace("|", r"\|")
+
+
+def _resource(name: str | None, resource_id: str) -> str:
+    """``name (id)``, or the id alone when the resource has no name."""
+    return md_text(resource_id) if not name else f"{md_text(name)} ({md_text(resource_id)})"
+
+
+def _table(header: Sequence[str], align: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _recommendations(report: AuditReport) -> list[str]:
+    if not report.recommendations:
+        return ["No recommendations for this window."]
+    rows = [
+        (
+            usd(rec.monthly_savings_usd),
+            rec.kind.value,
+            rec.ref.cloud.value,
+            md_text(rec.ref.region),
+            _resource(rec.name, rec.ref.id),
+            md_text(rec.instance_type),
+            f"{rec.confidence:.0%}",
+            rec.risk.value,
+            md_text(rec.summary),
+        )
+        for rec in report.recommendations
+    ]
+    header = ("$/month", "Kind", "Cloud", "Region", "Resource", "Type", "Confidence", "Risk", "Summary")
+    align = ("---:", "---", "---", "---", "---", "---", "---:", "---", "---")
+    return _table(header, align, rows)
+
+
+def _gaps(report: AuditReport) -> list[str]:
+    if not report.gaps:
+        return ["No gaps reported."]
+    rows = [
+        (
+            gap.cloud.value,
+            md_text(gap.region),
+            md_text(gap.resource_id),
+            md_text(gap.what),
+            md_text(gap.reason),
+            md_text(gap.hint),
+        )
+        for gap in report.gaps
+    ]
+    return _table(("Cloud", "Region", "Resource", "What", "Reason", "Hint"), ("---",) * 6, rows)
+
+
+def render_markdown(report: AuditReport) -> str:
+    """The report as GitHub-flavoured Markdown, ending in a newline."""
+    header = [md_text(p) for p in header_parts(report)]
+    if report.demo:
+        header[-1] = "**DEMO**"
+    lines = ["# costagent audit", "", " · ".join(header), "", "## Summary", ""]
+    lines += [f"- {label}: {value}" for label, value in summary_rows(report)]  # our own numbers
+    lines += ["", "## Recommendations", ""]
+    lines += _recommendations(report)
+    lines += ["", "## Gaps", ""]
+    lines += _gaps(report)
+    lines += ["", "For machine-readable output, run again with `--output json`."]
+    return "\n".join(lines) + "\n"

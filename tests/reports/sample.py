@@ -1,0 +1,125 @@
+"""Hand-built reports for the renderer tests: fixed values, UTC times, hostile names."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from providers.model import Action, Cloud, Gap, ResourceRef, Window
+from recommenders.model import Kind, Recommendation, Risk
+from reports.model import AuditReport, Summary
+
+GENERATED_AT = datetime(2025, 3, 8, 6, 30, 15, tzinfo=timezone.utc)
+WINDOW = Window(datetime(2025, 3, 1, tzinfo=timezone.utc), datetime(2025, 3, 8, tzinfo=timezone.utc))
+
+#: A name that would be markup in rich, break a Markdown table, and inject HTML if not escaped.
+HOSTILE_NAME = "train-[bold]x[/bold] | <script>alert(1)</script>"
+
+STOP_REF = ResourceRef(Cloud.AWS, "123456789012", "us-east-1", "i-0abc1234def567890")
+SCHEDULE_REF = ResourceRef(Cloud.GCP, "ml-research", "us-central1", "4821937461029384756")
+
+
+def stop_recommendation() -> Recommendation:
+    return Recommendation(
+        recommender="idle-gpu",
+        kind=Kind.STOP,
+        ref=STOP_REF,
+        instance_type="p4d.24xlarge",
+        monthly_savings_usd=Decimal("23592.256"),
+        confidence=0.93,
+        risk=Risk.MEDIUM,
+        summary="All 8 GPUs idle for 6.5 of 7 days; stop the instance.",
+        evidence={
+            "idle_hours": 156.0,
+            "hourly_usd": Decimal("32.7726"),
+            "last_busy_at": datetime(2025, 3, 1, 14, 5, tzinfo=timezone.utc),
+        },
+        action=Action(kind="stop", ref=STOP_REF, params={"hibernate": False}),
+        name=HOSTILE_NAME,
+    )
+
+
+def schedule_recommendation() -> Recommendation:
+    return Recommendation(
+        recommender="office-hours",
+        kind=Kind.SCHEDULE,
+        ref=SCHEDULE_REF,
+        instance_type="a2-highgpu-1g",
+        monthly_savings_usd=Decimal("1234.5"),
+        confidence=0.715,
+        risk=Risk.LOW,
+        summary="Busy only 09:00-18:00 on weekdays; stop nights and weekends.",
+        evidence={
+            "busy_hours_utc": [9, 10, 11, 12, 13, 14, 15, 16, 17],
+            "util_by_weekday": {"mon": 0.81, "tue": 0.77, "sat": 0.0, "sun": 0.0},
+            "samples": {"expected": 2016, "received": 1998},
+        },
+        name="notebook :rocket: *dev*_box `x`",
+    )
+
+
+def full_report() -> AuditReport:
+    recs = (schedule_recommendation(), stop_recommendation())  # out of order: the report ranks them
+    return AuditReport(
+        generated_at=GENERATED_AT,
+        window=WINDOW,
+        period_seconds=300,
+        clouds=("aws", "gcp", "azure"),
+        regions=("us-east-1", "us-central1", "westeurope"),
+        summary=Summary(
+            instances=14,
+            gpu_instances=6,
+            gpu_instances_running=5,
+            analyzed=4,
+            idle_gpu_hours=201.456,
+            idle_usd=Decimal("6543.21"),
+            monthly_savings_usd=sum((r.monthly_savings_usd for r in recs), Decimal(0)),
+            gpu_spend_usd=Decimal("12345.67"),
+        ),
+        recommendations=recs,
+        gaps=(
+            Gap(
+                cloud=Cloud.AWS,
+                what="gpu-telemetry",
+                reason="No nvidia_smi metrics in CloudWatch for this instance.",
+                region="us-east-1",
+                resource_id="i-0fedcba9876543210",
+                account="123456789012",
+                hint="Install the CloudWatch agent with the nvidia_gpu section.",
+            ),
+            Gap(
+                cloud=Cloud.AZURE,
+                what="costs",
+                reason="AuthorizationFailed: missing Microsoft.CostManagement/query/read\non the subscription",
+                region=None,
+                resource_id=None,
+                account="0f1e2d3c-aaaa-bbbb-cccc-000000000000",
+                hint=None,
+            ),
+        ),
+        api_calls={"ec2:DescribeInstances": 3, "cloudwatch:GetMetricData": 12, "compute.instances.aggregatedList": 1},
+        demo=False,
+    )
+
+
+def empty_report() -> AuditReport:
+    return AuditReport(
+        generated_at=GENERATED_AT,
+        window=WINDOW,
+        period_seconds=300,
+        clouds=("aws",),
+        regions=("us-east-1",),
+        summary=Summary(
+            instances=0,
+            gpu_instances=0,
+            gpu_instances_running=0,
+            analyzed=0,
+            idle_gpu_hours=0.0,
+            idle_usd=Decimal(0),
+            monthly_savings_usd=Decimal(0),
+            gpu_spend_usd=None,
+        ),
+        recommendations=(),
+        gaps=(),
+        demo=True,
+    )
