@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -23,7 +23,16 @@ class Provider(Protocol):
 
     def resources(self, region: str) -> list[Resource]: ...
 
-    def usage(self, region: str, resources: Sequence[Resource], window: Window, period: timedelta) -> UsageResult: ...
+    def usage(
+        self,
+        region: str,
+        resources: Sequence[Resource],
+        window: Window,
+        period: timedelta,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> UsageResult:
+        """GPU, CPU and network usage of ``resources``; ``on_progress(done, total)`` as queries complete."""
+        ...
 
     def costs(self, window: Window) -> list[CostRecord]: ...
 

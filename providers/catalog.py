@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
 
-from providers.model import Cloud, PriceQuote, PricingModel
+from providers.model import Accelerators, Cloud, InstanceTypeSpec, PriceQuote, PricingModel
 
 #: The region whose price stands in, flagged as such, where the catalog lacks the asked region.
 REFERENCE_REGION = {Cloud.AWS: "us-east-1"}
@@ -74,6 +74,14 @@ class PriceCatalog:
         ref_region = REFERENCE_REGION.get(cloud)
         fallback = self._by_key.get((cloud, ref_region, instance_type)) if ref_region else None
         return fallback, fallback is not None
+
+    def spec(self, cloud: Cloud, instance_type: str) -> InstanceTypeSpec | None:
+        """The type's shape from the catalog: the fallback when the cloud's own type API does not know it."""
+        entry = next((e for (c, _, t), e in self._by_key.items() if c == cloud and t == instance_type), None)
+        if entry is None:
+            return None
+        gpus = Accelerators(entry.gpu_model, entry.gpu_count, entry.gpu_memory_gib) if entry.gpu_count else None
+        return InstanceTypeSpec(instance_type, entry.vcpu, entry.memory_gib, gpus)
 
     def entries(self, cloud: Cloud | None = None) -> list[CatalogEntry]:
         return [e for e in self._by_key.values() if cloud is None or e.cloud == cloud]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from providers.model import Gap, Metric, Resource, ResourceState, Snapshot
 from recommenders import gpu_idle, schedule
 from recommenders.idle import IdleReport, IdleSettings, classify
@@ -44,6 +46,7 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Analysis:
     pool = candidates(snapshot)
     by_key = {r.ref.key: r for r in pool}
     idle = classify(snapshot.usage, pool, snapshot.window, settings.idle)
+    _price_idle(snapshot, pool, idle)
     recs: list[Recommendation] = []
     if gpu_idle.NAME in settings.enabled:
         recs += gpu_idle.recommend(snapshot, idle, by_key, settings.stop, settings.idle)
@@ -54,6 +57,15 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Analysis:
     gaps = coverage_gaps(pool, idle, settings.idle)
     analyzed = tuple(k for k in idle.keys if idle.per_resource.at[k, "known_hours"] >= settings.idle.min_data_hours)
     return Analysis(tuple(unique.values()), tuple(gaps), idle, analyzed)
+
+
+def _price_idle(snapshot: Snapshot, pool: Sequence[Resource], idle: IdleReport) -> None:
+    """Idle GPU-hours and idle dollars per instance (dollars NaN where no price is known)."""
+    quotes = [snapshot.price_for(r) for r in pool]
+    per = idle.per_resource
+    per["hourly_usd"] = np.array([float(q.hourly_usd) if q else np.nan for q in quotes], dtype=float)
+    per["idle_gpu_hours"] = per["idle_hours"] * per["installed_gpus"]
+    per["idle_usd"] = per["idle_hours"] * per["hourly_usd"]
 
 
 def coverage_gaps(pool: Sequence[Resource], idle: IdleReport, settings: IdleSettings) -> list[Gap]:

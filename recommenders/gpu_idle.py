@@ -60,7 +60,6 @@ def _recommendation(snapshot: Snapshot, res: Resource, row: pd.Series, settings:
     risk = Risk.LOW if streak >= 3 * settings.min_streak_hours and both_signals else Risk.MEDIUM
     gpus = res.accelerators.count if res.accelerators else 0
     since = pd.Timestamp(row["streak_start"]).isoformat().replace("+00:00", "Z")
-    label = res.name or res.ref.id
     return Recommendation(
         recommender=NAME,
         kind=Kind.STOP,
@@ -69,7 +68,7 @@ def _recommendation(snapshot: Snapshot, res: Resource, row: pd.Series, settings:
         monthly_savings_usd=savings,
         confidence=round(min(confidence, 0.95), 3),
         risk=risk,
-        summary=f"Stop {label}: all {gpus} GPU(s) idle for {streak:.0f} h (since {since[:16]}Z)",
+        summary=f"Stop: all {gpus} GPU{'s' if gpus != 1 else ''} idle for the last {streak:.0f} h",
         evidence={
             "idle_since": since,
             "idle_streak_hours": round(streak, 2),

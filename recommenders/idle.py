@@ -111,6 +111,8 @@ def _runs(state: np.ndarray) -> pd.DataFrame:
     """Run-length encoding of each row of ``state``."""
     n_rows, n_steps = state.shape
     flat = state.ravel()
+    if flat.size == 0:
+        return pd.DataFrame({"row": [], "start": [], "length": [], "state": []}, dtype=np.int64)
     change = np.empty(flat.shape, dtype=bool)
     change[0] = True
     change[1:] = flat[1:] != flat[:-1]

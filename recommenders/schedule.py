@@ -1,9 +1,9 @@
 """``schedule``: an off-hours SCHEDULE for an instance idle in the same hours of the week, week after week.
 
 From the idle model's hour-of-week profile (UTC): an hour slot may be switched off only if it was
-idle in at least ``min_weeks`` different weeks and busy in none. Each day then gets one on-window
-from its first to its last hour that must stay on (holes such as lunch are kept on: schedules
-with many edges are fragile). The pattern must repeat — the busy hours of one week must largely
+idle in at least ``min_weeks`` different weeks and busy in none; a slot seen too seldom to tell
+stays on, unless it was seen idle and both neighbouring hours are off. Quiet hours between a day's busy hours stay on too (lunch: schedules with many edges
+are fragile), so a typical day has one on-window. The pattern must repeat — the busy hours of one week must largely
 be the busy hours of the others (``min_consistency``, Jaccard) — which keeps bursty and
 one-off workloads out.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -60,17 +61,28 @@ def plan_for(busy: np.ndarray, idle: np.ndarray, steps_per_hour: float, settings
     consistency = float(np.mean(scores))
     if consistency < settings.min_consistency:
         return None
-    off = (busy_slot.sum(axis=0) == 0) & (idle_slot.sum(axis=0) >= settings.min_weeks)
+    busy_any = busy_slot.any(axis=0)
+    idle_weeks = idle_slot.sum(axis=0)
+    off = ~busy_any & (idle_weeks >= settings.min_weeks)
+    # An hour seen idle only once (at the window's edge), between two off hours, follows them.
+    off |= ~busy_any & (idle_weeks >= 1) & np.roll(off, 1) & np.roll(off, -1)
     on: list[tuple[int, int, int]] = []
     for day in range(7):
-        keep = np.flatnonzero(~off[day * 24 : (day + 1) * 24])
-        if len(keep):
-            on.append((day, int(keep[0]), int(keep[-1]) + 1))
+        day_on = ~off[day * 24 : (day + 1) * 24]
+        busy_idx = np.flatnonzero(busy_any[day * 24 : (day + 1) * 24])
+        if len(busy_idx):  # quiet hours between a day's busy hours stay on (lunch, meetings)
+            day_on[busy_idx[0] : busy_idx[-1] + 1] = True
+        on += [(day, start, end) for start, end in _runs_of_true(day_on)]
     off_hours = SLOTS_PER_WEEK - sum(end - start for _, start, end in on)
     if off_hours < settings.min_off_hours_per_week:
         return None
     busy_hours = float(busy[full_weeks].sum() / steps_per_hour / len(full_weeks))
     return WeeklyPlan(on, off_hours, len(full_weeks), consistency, busy_hours)
+
+
+def _runs_of_true(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
 def recommend(
@@ -94,10 +106,9 @@ def recommend(
 
 def _recommendation(snapshot: Snapshot, res: Resource, plan: WeeklyPlan, row: pd.Series) -> Recommendation:
     quote = snapshot.price_for(res)
-    savings = monthly_from_weekly_hours(plan.off_hours, quote.hourly_usd) if quote else monthly_from_weekly_hours(0, 0)
+    savings = monthly_from_weekly_hours(plan.off_hours, quote.hourly_usd) if quote else Decimal(0)
     windows = [{"day": DAYS[d], "start": f"{s:02d}:00", "end": f"{e:02d}:00" if e < 24 else "24:00"} for d, s, e in plan.on]
     confidence = min(0.9, 0.45 + 0.35 * plan.consistency + 0.05 * min(plan.weeks - 1, 2))
-    label = res.name or res.ref.id
     return Recommendation(
         recommender=NAME,
         kind=Kind.SCHEDULE,
@@ -106,7 +117,7 @@ def _recommendation(snapshot: Snapshot, res: Resource, plan: WeeklyPlan, row: pd
         monthly_savings_usd=savings,
         confidence=round(confidence, 3),
         risk=Risk.LOW if plan.consistency >= 0.8 else Risk.MEDIUM,
-        summary=f"Run {label} only in its working hours: off {plan.off_hours} h/week (UTC schedule)",
+        summary=f"Off-hours schedule: off {plan.off_hours} h/week, idle then in every week seen",
         evidence={
             "on_windows_utc": windows,
             "off_hours_per_week": plan.off_hours,

@@ -21,8 +21,8 @@ class AwsProvider:
 
     def __init__(self, clients: AwsClients | None = None, *, live_prices: bool = True) -> None:
         self.clients = clients or AwsClients()
-        self._types = inventory.InstanceTypeCache(self.clients)
         self._catalog = PriceCatalog.shipped(Cloud.AWS)
+        self._types = inventory.InstanceTypeCache(self.clients, lambda t: self._catalog.spec(Cloud.AWS, t))
         self._live_prices = live_prices
         self._account: str | None = None
 
@@ -56,7 +56,7 @@ class AwsProvider:
                 on_progress(done, len(queries))
 
         frame, gaps = metrics.fetch(self.clients, region, queries, window, on_batch=advance)
-        listed = set(series.get(metrics.GPU_UTIL_NAME, {}))
+        listed = set(series)
         gaps += metrics.telemetry_gaps(resources, frame, region, listed)
         return UsageResult(Usage(frame, period), tuple(gaps))
 

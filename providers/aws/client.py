@@ -85,7 +85,7 @@ class AwsClients:
                     retries={"mode": "standard", "max_attempts": attempts},
                     user_agent_extra="costagent/0.1",
                     connect_timeout=10,
-                    read_timeout=60,
+                    read_timeout=300,  # a large fleet's metric listing can be slow; never retry early
                 )
                 kwargs: dict[str, Any] = {"config": config}
                 if self._endpoint_url:

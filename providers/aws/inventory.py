@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from providers.aws.client import AwsClients, pages
+from providers.errors import ProviderError
 from providers.model import (
     Accelerators,
     Cloud,
@@ -26,6 +29,8 @@ _STATES = {
     "stopped": ResourceState.STOPPED,
 }
 
+log = logging.getLogger(__name__)
+
 #: DescribeInstanceTypes accepts at most 100 names per call.
 TYPES_PER_CALL = 100
 
@@ -33,21 +38,41 @@ TYPES_PER_CALL = 100
 class InstanceTypeCache:
     """``DescribeInstanceTypes`` answers, cached for one run (specs do not differ by region)."""
 
-    def __init__(self, clients: AwsClients) -> None:
+    def __init__(self, clients: AwsClients, fallback: Callable[[str], InstanceTypeSpec | None] = lambda _: None) -> None:
         self._clients = clients
+        self._fallback = fallback
         self._specs: dict[str, InstanceTypeSpec] = {}
+        self._unknown: set[str] = set()
 
     def specs(self, region: str, instance_types: Iterable[str]) -> dict[str, InstanceTypeSpec]:
         wanted = sorted(set(instance_types))
-        missing = [t for t in wanted if t not in self._specs]
-        client = self._clients.client("ec2", region)
+        missing = [t for t in wanted if t not in self._specs and t not in self._unknown]
         for start in range(0, len(missing), TYPES_PER_CALL):
-            chunk = missing[start : start + TYPES_PER_CALL]
-            for page in pages(client, "DescribeInstanceTypes", region, InstanceTypes=chunk):
-                for item in page.get("InstanceTypes", []):
-                    spec = parse_instance_type(item)
-                    self._specs[spec.instance_type] = spec
+            self._describe(region, missing[start : start + TYPES_PER_CALL])
+        for itype in set(wanted) & self._unknown - set(self._specs):
+            spec = self._fallback(itype)
+            if spec is not None:
+                self._specs[itype] = spec
         return {t: self._specs[t] for t in wanted if t in self._specs}
+
+    def _describe(self, region: str, chunk: list[str]) -> None:
+        """One call for the chunk; types the region does not know are set aside and the rest retried."""
+        client = self._clients.client("ec2", region)
+        while chunk:
+            try:
+                for page in pages(client, "DescribeInstanceTypes", region, InstanceTypes=chunk):
+                    for item in page.get("InstanceTypes", []):
+                        spec = parse_instance_type(item)
+                        self._specs[spec.instance_type] = spec
+                return
+            except ProviderError as exc:
+                if exc.code != "InvalidInstanceType":
+                    raise
+                named = set(re.findall(r"[a-z0-9-]+\.[a-z0-9-]+", str(exc).split(":", 2)[-1])) & set(chunk)
+                bad = named or set(chunk[:1])  # unparseable message: drop one at a time
+                log.info("event=unknown_instance_types region=%s types=%s", region, ",".join(sorted(bad)))
+                self._unknown |= bad
+                chunk = [t for t in chunk if t not in bad]
 
 
 def parse_instance_type(item: dict[str, Any]) -> InstanceTypeSpec:

@@ -4,7 +4,7 @@ The agent (``nvidia_gpu`` under ``metrics_collected``) publishes to namespace ``
 per GPU, named ``nvidia_smi_<field>``, with dimensions ``index`` (GPU number) and ``name`` (the GPU
 model), the host name as ``host`` unless dropped, and ``InstanceId`` (and friends) when
 ``append_dimensions`` is set. Which dimension sets exist differs per fleet, so they are discovered
-with ``ListMetrics`` (once per metric name and region, not per instance) and then fetched with
+with ``ListMetrics`` (once a region, not per instance) and then fetched with
 batched ``GetMetricData`` calls: at most 500 queries and 100,800 data points per call, pages
 followed.
 """
@@ -33,6 +33,8 @@ MAX_QUERIES_PER_CALL = 500
 MAX_POINTS_PER_CALL = 100_800
 #: GPU memory size never changes: one point a day is plenty.
 MEMORY_TOTAL_PERIOD = timedelta(days=1)
+#: Memory is read for its peak (right-sizing), and the hourly maximum keeps the peak: 12x fewer points.
+MEMORY_USED_PERIOD = timedelta(hours=1)
 
 GPU_UTIL_NAME = "nvidia_smi_utilization_gpu"
 GPU_MEM_USED_NAME = "nvidia_smi_memory_used"
@@ -91,39 +93,41 @@ class Query:
 
 def discover_gpu_series(
     clients: AwsClients, region: str, instance_ids: set[str]
-) -> dict[str, dict[str, dict[int, tuple[tuple[str, str], ...]]]]:
-    """``{metric_name: {instance_id: {gpu_index: dimensions}}}`` for the given instances.
+) -> dict[str, dict[int, tuple[tuple[str, str], ...]]]:
+    """``{instance_id: {gpu_index: dimensions}}`` of the agent's GPU utilization series.
 
-    Deduplicates repeated entries (moto lists a series once per data point). Per (instance,
-    GPU) the richest dimension set wins; a series without ``index`` is the agent's rollup over
-    all GPUs and is kept under ``INSTANCE_LEVEL`` only when no per-GPU series exists.
+    One paginated ``ListMetrics`` a region, for ``nvidia_smi_utilization_gpu`` only: the agent
+    publishes every ``nvidia_smi_*`` field of a GPU with the same dimensions, so the memory
+    series are addressed with the same sets. Repeated entries are dropped (moto lists a series
+    once per data point). Per (instance, GPU) the richest dimension set wins; a series without
+    ``index`` is the agent's rollup over all GPUs, kept under ``INSTANCE_LEVEL`` only when no
+    per-GPU series exists.
     """
     client = clients.client("cloudwatch", region)
-    found: dict[str, dict[str, dict[int, tuple[tuple[str, str], ...]]]] = {}
-    for name in GPU_SERIES:
-        per_instance: dict[str, dict[int, tuple[tuple[str, str], ...]]] = defaultdict(dict)
-        seen: set[tuple[tuple[str, str], ...]] = set()
-        for page in pages(client, "ListMetrics", region, Namespace=CWAGENT, MetricName=name):
-            for metric in page.get("Metrics", []):
-                if metric.get("Namespace", CWAGENT) != CWAGENT or metric.get("MetricName") != name:
-                    continue
-                dims = tuple(sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", [])))
-                if dims in seen:
-                    continue
-                seen.add(dims)
-                lookup = dict(dims)
-                instance = lookup.get("InstanceId")
-                if instance not in instance_ids:
-                    continue
-                gpu = _gpu_index(lookup.get("index"))
-                current = per_instance[instance].get(gpu)
-                if current is None or (len(dims), dims) > (len(current), current):
-                    per_instance[instance][gpu] = dims
-        for instance, series in per_instance.items():
-            if len(series) > 1:
-                series.pop(INSTANCE_LEVEL, None)
-        found[name] = dict(per_instance)
-    return found
+    found: dict[str, dict[int, tuple[tuple[str, str], ...]]] = defaultdict(dict)
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    for page in pages(client, "ListMetrics", region, Namespace=CWAGENT, MetricName=GPU_UTIL_NAME):
+        for metric in page.get("Metrics", []):
+            if metric.get("Namespace", CWAGENT) != CWAGENT or metric.get("MetricName") != GPU_UTIL_NAME:
+                continue
+            # Kept in the order CloudWatch listed them: moto matches dimension lists order-sensitively.
+            dims = tuple((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+            identity = tuple(sorted(dims))
+            if identity in seen:
+                continue
+            seen.add(identity)
+            lookup = dict(dims)
+            instance = lookup.get("InstanceId")
+            if instance not in instance_ids:
+                continue
+            gpu = _gpu_index(lookup.get("index"))
+            current = found[instance].get(gpu)
+            if current is None or (len(dims), identity) > (len(current), tuple(sorted(current))):
+                found[instance][gpu] = dims
+    for series in found.values():
+        if len(series) > 1:
+            series.pop(INSTANCE_LEVEL, None)
+    return dict(found)
 
 
 def _gpu_index(value: str | None) -> int:
@@ -137,17 +141,17 @@ def _gpu_index(value: str | None) -> int:
 
 def build_queries(
     resources: Sequence[Resource],
-    series: dict[str, dict[str, dict[int, tuple[tuple[str, str], ...]]]],
+    series: dict[str, dict[int, tuple[tuple[str, str], ...]]],
     period: timedelta,
 ) -> list[Query]:
     queries: list[Query] = []
     for res in resources:
         iid = res.ref.id
-        if not series.get(GPU_UTIL_NAME, {}).get(iid):
+        if not series.get(iid):
             continue  # no GPU telemetry: nothing to judge, CPU alone would only mislead
         for name, (metric, stat) in GPU_SERIES.items():
-            step = MEMORY_TOTAL_PERIOD if name == GPU_MEM_TOTAL_NAME else period
-            for gpu, dims in sorted(series.get(name, {}).get(iid, {}).items()):
+            step = {GPU_MEM_TOTAL_NAME: MEMORY_TOTAL_PERIOD, GPU_MEM_USED_NAME: max(period, MEMORY_USED_PERIOD)}.get(name, period)
+            for gpu, dims in sorted(series[iid].items()):
                 queries.append(Query(res.ref, gpu, metric, CWAGENT, name, dims, stat, step))
         for name, (metric, stat, per_second) in EC2_SERIES.items():
             dims = (("InstanceId", iid),)

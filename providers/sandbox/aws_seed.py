@@ -10,7 +10,7 @@ ones stopped, and telemetry published the way the real publishers do it:
   5-minute basic-monitoring period) per ``InstanceId``.
 
 A real agent publishes every minute; seeding 14 days of that into moto is slow, so the sandbox
-publishes one sample every ``cadence`` (default 30 minutes), which the idle model handles as a
+publishes one sample every ``cadence`` (the demo: hourly), which the idle model handles as a
 sparse publisher.
 """
 
@@ -43,7 +43,7 @@ class Seeded:
 
 
 def seed_fleet(session: Any, fleet: Sequence[SimInstance], end: pd.Timestamp, lookback: timedelta,
-               cadence: timedelta = timedelta(minutes=30), endpoint_url: str | None = None) -> Seeded:
+               cadence: timedelta = timedelta(hours=1), endpoint_url: str | None = None) -> Seeded:
     times = grid(end, lookback, SIM_PERIOD)
     every = max(1, int(cadence / SIM_PERIOD))
     ids: dict[str, str] = {}
@@ -100,7 +100,8 @@ def _datums(inst: SimInstance, described: dict[str, Any], times: pd.DatetimeInde
             ]
             yield "CWAgent", _datum("nvidia_smi_utilization_gpu", dims, ts, series.gpu_util[gpu, k], "Percent")
             yield "CWAgent", _datum("nvidia_smi_memory_used", dims, ts, series.gpu_mem_used[gpu, k], "Megabytes")
-            yield "CWAgent", _datum("nvidia_smi_memory_total", dims, ts, inst.gpu_memory_mib, "Megabytes")
+            if ts.hour == 0 or k == picks[0]:  # constant: once a day is enough for the daily query
+                yield "CWAgent", _datum("nvidia_smi_memory_total", dims, ts, inst.gpu_memory_mib, "Megabytes")
 
 
 def _datum(name: str, dims: list[dict[str, str]], ts: Any, value: float, unit: str) -> dict[str, Any]:

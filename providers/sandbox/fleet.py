@@ -50,7 +50,7 @@ class SimInstance:
 
     @property
     def publishes_gpu(self) -> bool:
-        return self.behaviour not in (NO_AGENT, STOPPED)
+        return self.gpus > 0 and self.behaviour not in (NO_AGENT, STOPPED)
 
 
 @dataclass(frozen=True)
@@ -146,23 +146,26 @@ def _i(name: str, region: str, itype: str, gpus: int, mem_gib: float, behaviour:
 
 
 def demo_fleet() -> list[SimInstance]:
-    """The embedded demo cloud: 14 instances over two regions, each a case a user meets."""
-    east, west = "us-east-1", "us-west-2"
+    """The embedded demo cloud: 15 instances over five regions, each a case a user meets."""
+    # Spread over five regions: moto answers GetMetricData in time proportional to the points
+    # stored in the region, so a spread fleet keeps the demo fast.
+    east, west, eu, fra, tokyo = "us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1"
     return [
         _i("llm-finetune-7b", east, "p4d.24xlarge", 8, 40, FORGOTTEN, idle_days=8, expect="stop"),
-        _i("notebook-alice", east, "g5.2xlarge", 1, 22.35, OFFICE, expect="schedule"),
-        _i("notebook-bob", east, "g6.xlarge", 1, 22.35, OFFICE, expect="schedule"),
-        _i("llm-pretrain-h100", east, "p5.48xlarge", 8, 80, TRAINING),
-        _i("batch-embeddings", east, "g5.xlarge", 1, 22.35, BURSTY),
         _i("render-legacy", east, "g4dn.xlarge", 1, 16, NO_AGENT, expect_gap=True),
-        _i("eval-harness", east, "g5.12xlarge", 4, 22.35, STOPPED),
-        _i("inference-api", east, "g6e.xlarge", 1, 44.7, INFERENCE),
-        _i("multi-gpu-dev", east, "g5.12xlarge", 4, 22.35, ONE_BUSY),
+        _i("web-frontend", east, "m5.large", 0, 0, INFERENCE),
         _i("demo-day-box", west, "g5.xlarge", 1, 22.35, IDLE_ALL, spot=True, expect="stop"),
-        _i("vision-notebook-carol", west, "g4dn.2xlarge", 1, 16, OFFICE, expect="schedule"),
-        _i("vision-sweep", west, "p3.2xlarge", 1, 16, TRAINING),
+        _i("llm-pretrain-l4", west, "g6.12xlarge", 4, 22.35, TRAINING),
         _i("llm-new-experiment", west, "g6.xlarge", 1, 22.35, NEW, age_hours=20, expect_gap=True),
-        _i("vision-forgotten-a10", west, "g5.4xlarge", 1, 22.35, FORGOTTEN, idle_days=3, expect="stop"),
+        _i("vision-notebook-carol", eu, "g4dn.2xlarge", 1, 16, OFFICE, expect="schedule"),
+        _i("multi-gpu-dev", eu, "g5.12xlarge", 4, 22.35, ONE_BUSY),
+        _i("eval-harness", eu, "g5.12xlarge", 4, 22.35, STOPPED),
+        _i("vision-forgotten-a10", fra, "g5.4xlarge", 1, 22.35, FORGOTTEN, idle_days=3, expect="stop"),
+        _i("inference-api", fra, "g6e.xlarge", 1, 44.7, INFERENCE),
+        _i("vision-sweep", fra, "p3.2xlarge", 1, 16, TRAINING),
+        _i("notebook-alice", tokyo, "g5.2xlarge", 1, 22.35, OFFICE, expect="schedule"),
+        _i("notebook-bob", tokyo, "g6.xlarge", 1, 22.35, OFFICE, expect="schedule"),
+        _i("batch-embeddings", tokyo, "g5.xlarge", 1, 22.35, BURSTY),
     ]
 
 

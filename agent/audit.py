@@ -1,0 +1,89 @@
+"""One read-only audit: collect -> analyze -> report. Nothing here can change a cloud resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from agent.clock import Clock
+from agent.collect import collect
+from agent.progress import Progress
+from providers.base import Provider
+from providers.catalog import PriceCatalog
+from providers.model import Cloud, Snapshot, Window
+from recommenders import Analysis, Settings, analyze
+from reports.model import AuditReport, Summary
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # unexpected failure (a bug): the traceback is logged
+EXIT_USAGE = 2  # bad flags or configuration
+EXIT_INCOMPLETE = 3  # something asked for could not be read; the report lists it as a gap
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    regions: tuple[str, ...]
+    lookback: timedelta = timedelta(days=14)
+    period: timedelta = timedelta(minutes=5)
+    settings: Settings = field(default_factory=Settings)
+    demo: bool = False
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    report: AuditReport
+    analysis: Analysis
+    snapshot: Snapshot
+    failures: tuple[str, ...]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_INCOMPLETE if self.failures else EXIT_OK
+
+
+def run_audit(provider: Provider, request: AuditRequest, clock: Clock, progress: Progress) -> AuditOutcome:
+    at = clock.now()
+    window = Window.ending(at, request.lookback, align=request.period)
+    log.info("event=audit_start cloud=%s regions=%s window_start=%s window_end=%s", provider.cloud,
+             ",".join(request.regions), window.start.isoformat(), window.end.isoformat())
+    collected = collect(provider, request.regions, window, request.period, at, progress)
+    with progress.stage("analyze"):
+        analysis = analyze(collected.snapshot, request.settings)
+    report = AuditReport(
+        generated_at=at,
+        window=window,
+        period_seconds=int(request.period.total_seconds()),
+        clouds=(provider.cloud.value,),
+        regions=tuple(request.regions),
+        summary=summarize(collected.snapshot, analysis, request.regions),
+        recommendations=analysis.recommendations,
+        gaps=collected.snapshot.gaps + analysis.gaps,
+        api_calls=collected.api_calls,
+        demo=request.demo,
+    )
+    log.info("event=audit_done recommendations=%d gaps=%d failures=%d", len(report.recommendations),
+             len(report.gaps), len(collected.failures))
+    return AuditOutcome(report, analysis, collected.snapshot, collected.failures)
+
+
+def summarize(snapshot: Snapshot, analysis: Analysis, regions: Sequence[str]) -> Summary:
+    per = analysis.idle.per_resource.loc[list(analysis.analyzed)]
+    gpu_types = {r.instance_type for r in snapshot.resources if r.has_gpu}
+    for cloud in {r.ref.cloud for r in snapshot.resources} | {Cloud.AWS}:
+        gpu_types |= {e.instance_type for e in PriceCatalog.shipped(cloud).entries(cloud)}
+    spend = [c.billed_cost for c in snapshot.costs if c.sku in gpu_types and (c.region in regions or c.region is None)]
+    return Summary(
+        instances=len(snapshot.resources),
+        gpu_instances=sum(r.has_gpu for r in snapshot.resources),
+        gpu_instances_running=sum(r.has_gpu and r.state.value == "running" for r in snapshot.resources),
+        analyzed=len(analysis.analyzed),
+        idle_gpu_hours=float(per["idle_gpu_hours"].sum()) if len(per) else 0.0,
+        idle_usd=Decimal(str(round(float(per["idle_usd"].sum()), 2))) if len(per) else Decimal(0),
+        monthly_savings_usd=sum((r.monthly_savings_usd for r in analysis.recommendations), Decimal(0)),
+        gpu_spend_usd=sum(spend, Decimal(0)).quantize(Decimal("0.01")) if snapshot.costs else None,
+    )

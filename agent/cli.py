@@ -1,0 +1,185 @@
+"""``costagent`` command line. ``audit`` is read-only by construction: it holds no actuator.
+
+Exit codes: 0 the audit ran and read everything it was asked to (findings or not); 1 an
+unexpected error (a bug; traceback with ``-v``); 2 bad usage or configuration; 3 something it
+was asked to read could not be read (the report still prints, listing it under gaps).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, redirect_stdout
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from agent.audit import EXIT_ERROR, EXIT_USAGE, AuditRequest, run_audit
+from agent.clock import Clock, SystemClock
+from agent.progress import for_terminal
+from providers.base import Provider
+from providers.errors import ProviderError
+
+log = logging.getLogger("costagent")
+
+FORMATS = ("table", "json", "markdown")
+DEFAULT_PERIOD = timedelta(minutes=5)
+DEMO_PERIOD = timedelta(hours=1)
+_SUFFIX_FORMAT = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, default_unit: str) -> timedelta:
+    """``14d``, ``36h``, ``5m``, ``300s``; a bare number takes ``default_unit``."""
+    match = _DURATION.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration (examples: 14d, 36h, 5m, 300s)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2) or default_unit])
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def __init__(self, default_unit: str) -> None:
+        self.default_unit = default_unit
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value), self.default_unit)
+        except click.BadParameter as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="costagent")
+@click.option("-v", "--verbose", count=True, help="Log to stderr (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """costagent finds wasted GPU spend on your clouds and says what to do about it."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if verbose < 2:
+        for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--cloud", "clouds", multiple=True, type=click.Choice(["aws"]), default=("aws",), show_default=True,
+              help="Cloud to audit (repeatable).")
+@click.option("--region", "regions", multiple=True, metavar="REGION",
+              help="Region to audit (repeatable). Default: the configured region (AWS_DEFAULT_REGION / profile).")
+@click.option("--profile", default=None, help="AWS named profile (default: the standard credential chain).")
+@click.option("--lookback", type=Duration("d"), default="14d", show_default=True, help="How far back to read usage.")
+@click.option("--period", type=Duration("m"), default=None,
+              help="Metric resolution [default: 5m; with --demo, 1h: the demo cloud publishes hourly].")
+@click.option("--output", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format. Default: table on a terminal, JSON when piped (or from --out's suffix).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="Write the report to FILE instead of stdout.")
+@click.option("--demo", is_flag=True, help="Audit the embedded demo cloud (a simulated fleet on a local moto server).")
+@click.option("--live-prices/--no-live-prices", default=True, show_default=True,
+              help="Refine the shipped price catalog with the Pricing API and spot price history.")
+@click.option("--progress/--no-progress", "show_progress", default=None,
+              help="Progress bars on stderr (default: when stderr is a terminal).")
+def audit(clouds: tuple[str, ...], regions: tuple[str, ...], profile: str | None, lookback: timedelta,
+          period: timedelta | None, fmt: str | None, out_file: Path | None, demo: bool, live_prices: bool,
+          show_progress: bool | None) -> None:
+    """Read-only audit: recommend stops and off-hours schedules for idle GPU instances."""
+    period = period or (DEMO_PERIOD if demo else DEFAULT_PERIOD)
+    _check_window(lookback, period)
+    fmt = fmt or _default_format(out_file)
+    progress = for_terminal(show_progress)
+    try:
+        with ExitStack() as stack:
+            provider, chosen = stack.enter_context(_provider(demo, profile, live_prices, regions, SystemClock(), lookback))
+            request = AuditRequest(regions=chosen, lookback=lookback, period=period, demo=demo)
+            outcome = run_audit(provider, request, SystemClock(), progress)
+    except ProviderError as exc:
+        _fail(f"costagent: {exc.one_line()}", EXIT_USAGE if "no region" in str(exc) else 3)
+    except Exception:  # the CLI boundary: a bug must still say one line, with the traceback under -v
+        log.exception("event=unexpected_error")
+        _fail("costagent: unexpected error (run with -v for the traceback)", EXIT_ERROR)
+    finally:
+        close = getattr(progress, "close", None)
+        if close:
+            close()
+    _write(outcome.report, fmt, out_file)
+    for failure in outcome.failures:
+        click.echo(f"costagent: could not read {failure}", err=True)
+    sys.exit(outcome.exit_code)
+
+
+def _check_window(lookback: timedelta, period: timedelta) -> None:
+    seconds = int(period.total_seconds())
+    if seconds < 60 or seconds % 60:
+        raise click.BadParameter("must be a whole number of minutes (CloudWatch periods are multiples of 60 s)",
+                                 param_hint="--period")
+    if lookback < period * 2:
+        raise click.BadParameter("must cover at least two periods", param_hint="--lookback")
+    if lookback > timedelta(days=63):
+        raise click.BadParameter("at most 63 days (CloudWatch keeps 5-minute data for 63 days)", param_hint="--lookback")
+
+
+def _default_format(out_file: Path | None) -> str:
+    if out_file is not None:
+        return _SUFFIX_FORMAT.get(out_file.suffix.lower(), "json")
+    return "table" if sys.stdout.isatty() else "json"
+
+
+@contextmanager
+def _provider(demo: bool, profile: str | None, live_prices: bool, regions: tuple[str, ...], clock: Clock,
+              lookback: timedelta) -> Iterator[tuple[Provider, tuple[str, ...]]]:
+    try:
+        from providers.aws import AwsProvider
+        from providers.aws.client import AwsClients
+    except ImportError as exc:  # the aws extra is not installed
+        _fail(f"costagent: the AWS provider needs boto3 ({exc.name} missing): pip install 'costagent[aws]'", EXIT_USAGE)
+    if demo:
+        try:
+            from providers.sandbox import demo_cloud
+        except ImportError as exc:
+            _fail(f"costagent: the demo needs moto ({exc.name} missing): pip install 'costagent[demo]'", EXIT_USAGE)
+        click.echo("costagent: starting the embedded demo cloud (simulated fleet on a local moto server)...", err=True)
+        # moto prints diagnostics to stdout; keep stdout for the report alone.
+        with redirect_stdout(sys.stderr), demo_cloud(clock.now(), lookback) as cloud:
+            clients = AwsClients(cloud.server.session_factory(), endpoint_url=cloud.server.url)
+            # moto has no Pricing API and answers spot history with junk: the demo prices from the catalog.
+            yield AwsProvider(clients, live_prices=False), tuple(regions or cloud.regions)
+        return
+    provider = AwsProvider(AwsClients(profile=profile), live_prices=live_prices)
+    chosen = tuple(regions) or tuple(provider.default_regions())
+    if not chosen:
+        _fail("costagent: no region: pass --region or set AWS_DEFAULT_REGION (or a region in your AWS profile)",
+              EXIT_USAGE)
+    yield provider, chosen
+
+
+def _write(report: object, fmt: str, out_file: Path | None) -> None:
+    from reports import render
+    from reports.table import render_table
+
+    if fmt == "table" and out_file is None and sys.stdout.isatty():
+        import shutil
+
+        text = render_table(report, width=shutil.get_terminal_size().columns, color=True)  # type: ignore[arg-type]
+    else:
+        text = render(report, fmt)  # type: ignore[arg-type]
+    if out_file is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        out_file.write_text(text, encoding="utf-8")
+        click.echo(f"costagent: report written to {out_file}", err=True)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,100 @@
+"""Collect: inventory -> usage -> prices -> costs, per region, into one Snapshot.
+
+Each failing call becomes a Gap and the run goes on; ``Collected.failures`` names what could not
+be read that the user asked for (inventory or utilization of a region), which makes the audit
+exit non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from agent.progress import Progress
+from providers.base import Provider
+from providers.errors import ProviderError
+from providers.model import (
+    CostRecord,
+    Gap,
+    PriceQuote,
+    Resource,
+    ResourceState,
+    Snapshot,
+    Usage,
+    Window,
+    price_key,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Collected:
+    snapshot: Snapshot
+    failures: tuple[str, ...]
+    api_calls: dict[str, int]
+
+
+def collect(provider: Provider, regions: Sequence[str], window: Window, period: timedelta, at: datetime,
+            progress: Progress) -> Collected:
+    resources: list[Resource] = []
+    usages: list[Usage] = []
+    prices: list[PriceQuote] = []
+    gaps: list[Gap] = []
+    failures: list[str] = []
+    cloud = provider.cloud
+
+    def failed(what: str, region: str | None, exc: ProviderError, fatal: bool) -> None:
+        log.warning("event=collect_failed cloud=%s what=%s region=%s error=%r", cloud, what, region, exc.one_line())
+        gaps.append(Gap(cloud, what, str(exc).splitlines()[0], region, None, None, exc.hint))
+        if fatal:
+            failures.append(f"{cloud} {what} {region or ''}".strip() + f": {exc.one_line()}")
+
+    for region in regions:
+        started = time.monotonic()
+        with progress.stage(f"{cloud} {region}: inventory"):
+            try:
+                found = provider.resources(region)
+            except ProviderError as exc:
+                failed("inventory", region, exc, fatal=True)
+                continue
+        resources += found
+        gpu_running = [r for r in found if r.has_gpu and r.state == ResourceState.RUNNING]
+        with progress.stage(f"{cloud} {region}: GPU metrics") as step:
+            try:
+                result = provider.usage(region, gpu_running, window, period, on_progress=step.update)
+                usages.append(result.usage)
+                gaps += result.gaps
+            except ProviderError as exc:
+                failed("usage", region, exc, fatal=True)
+        types = sorted({r.instance_type for r in found if r.has_gpu})
+        try:
+            prices += provider.prices(region, types, at)
+        except ProviderError as exc:
+            failed("prices", region, exc, fatal=False)
+        log.info("event=region_collected cloud=%s region=%s instances=%d gpu_running=%d seconds=%.2f",
+                 cloud, region, len(found), len(gpu_running), time.monotonic() - started)
+
+    costs: list[CostRecord] = []
+    with progress.stage(f"{cloud}: costs"):
+        try:
+            costs = provider.costs(window)
+        except ProviderError as exc:
+            failed("costs", None, exc, fatal=False)
+    if not costs and not any(g.what == "costs" for g in gaps):
+        gaps.append(Gap(cloud, "costs", "the billing API returned no cost data for the window", None, None, None,
+                        "Cost Explorer must be enabled for the account (it can take 24 h after enabling)"))
+
+    snapshot = Snapshot(
+        as_of=at,
+        window=window,
+        resources=tuple(resources),
+        usage=Usage.concat(usages, period),
+        prices={price_key(q): q for q in prices},
+        costs=tuple(costs),
+        gaps=tuple(gaps),
+    )
+    return Collected(snapshot, tuple(failures), provider.api_calls())
