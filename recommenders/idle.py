@@ -32,7 +32,7 @@ class IdleSettings:
     min_idle_minutes: int = 60
     min_data_hours: float = 30.0
     #: A sample from a series published less often than the period stands for at most this long.
-    max_hold_minutes: int = 60
+    max_hold_minutes: int = 180
     #: Unknown stretches at most this long do not split an idle episode (they are not counted idle).
     bridge_minutes: int = 30
     #: An idle episode ending at most this long before the window's end is "idle now".
