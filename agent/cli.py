@@ -17,11 +17,11 @@ from pathlib import Path
 
 import click
 
-from agent.audit import EXIT_ERROR, EXIT_USAGE, AuditRequest, run_audit
+from agent.audit import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_USAGE, AuditRequest, run_audit
 from agent.clock import Clock, SystemClock
 from agent.progress import for_terminal
 from providers.base import Provider
-from providers.errors import ProviderError
+from providers.errors import ConfigurationError, ProviderError
 
 log = logging.getLogger("costagent")
 
@@ -99,8 +99,10 @@ def audit(clouds: tuple[str, ...], regions: tuple[str, ...], profile: str | None
             provider, chosen = stack.enter_context(_provider(demo, profile, live_prices, regions, SystemClock(), lookback))
             request = AuditRequest(regions=chosen, lookback=lookback, period=period, demo=demo)
             outcome = run_audit(provider, request, SystemClock(), progress)
+    except ConfigurationError as exc:
+        _fail(f"costagent: {exc.one_line()}", EXIT_USAGE)
     except ProviderError as exc:
-        _fail(f"costagent: {exc.one_line()}", EXIT_USAGE if "no region" in str(exc) else 3)
+        _fail(f"costagent: {exc.one_line()}", EXIT_INCOMPLETE)
     except Exception:  # the CLI boundary: a bug must still say one line, with the traceback under -v
         log.exception("event=unexpected_error")
         _fail("costagent: unexpected error (run with -v for the traceback)", EXIT_ERROR)
@@ -152,7 +154,8 @@ def _provider(demo: bool, profile: str | None, live_prices: bool, regions: tuple
             yield AwsProvider(clients, live_prices=False), tuple(regions or cloud.regions)
         return
     provider = AwsProvider(AwsClients(profile=profile), live_prices=live_prices)
-    chosen = tuple(regions) or tuple(provider.default_regions())
+    configured = tuple(provider.default_regions())  # reads the profile now: a bad one is a usage error
+    chosen = tuple(regions) or configured
     if not chosen:
         _fail("costagent: no region: pass --region or set AWS_DEFAULT_REGION (or a region in your AWS profile)",
               EXIT_USAGE)

@@ -16,6 +16,10 @@ class ProviderError(Exception):
         return f"{text} (hint: {self.hint})" if self.hint else text
 
 
+class ConfigurationError(ProviderError):
+    """The local configuration cannot work (unknown profile, no region): fix it before retrying."""
+
+
 class AuthError(ProviderError):
     """Missing, expired or insufficient credentials."""
 

@@ -19,7 +19,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from providers.errors import AuthError, NotFound, ProviderError, Throttled
+from providers.errors import AuthError, ConfigurationError, NotFound, ProviderError, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,10 @@ class AwsClients:
     @property
     def session(self) -> boto3.session.Session:
         if self._session is None:
-            self._session = self._session_factory()
+            try:
+                self._session = self._session_factory()
+            except botocore.exceptions.ProfileNotFound as exc:
+                raise ConfigurationError(f"aws: {exc}", hint="see `aws configure list-profiles`") from exc
         return self._session
 
     def default_region(self) -> str | None:
@@ -124,7 +127,7 @@ def translated(service: str, operation: str, region: str | None = None) -> Itera
     except botocore.exceptions.NoCredentialsError as exc:
         raise AuthError(f"{where}: no AWS credentials found", hint=AUTH_HINT) from exc
     except botocore.exceptions.NoRegionError as exc:
-        raise ProviderError(f"{where}: no region", hint="pass --region or set AWS_DEFAULT_REGION") from exc
+        raise ConfigurationError(f"{where}: no region", hint="pass --region or set AWS_DEFAULT_REGION") from exc
     except botocore.exceptions.EndpointConnectionError as exc:
         raise ProviderError(f"{where}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}",
                             hint="check network access and AWS_ENDPOINT_URL") from exc

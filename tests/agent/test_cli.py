@@ -152,3 +152,10 @@ def test_unreadable_inventory_exits_3_and_still_reports_the_gap():
     inventory_gaps = [g for g in report["gaps"] if g["what"] == "inventory"]
     assert inventory_gaps and "UnauthorizedOperation" in inventory_gaps[0]["reason"]
     assert "could not read" in run.stderr
+
+
+def test_unknown_profile_is_a_usage_error_naming_it(cloud):
+    server, _ = cloud
+    run = costagent("audit", "--profile", "no-such-profile", "--region", "us-east-1", endpoint=server.url)
+    assert run.returncode == 2 and "no-such-profile" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
