@@ -244,9 +244,10 @@ def empty_usage_frame() -> pd.DataFrame:
 class Usage:
     """The fleet's usage in one long frame (columns ``USAGE_COLUMNS``).
 
-    ``value`` is in the metric's canonical unit, each row aggregating one ``period``
-    starting at ``ts``: the maximum for GPU utilization and memory, the mean for CPU,
-    the mean rate for network.
+    ``value`` is in the metric's canonical unit, each row aggregating the interval starting at
+    ``ts``: one ``period`` for utilization, CPU and network (the maximum for GPU utilization, the
+    mean for CPU, the mean rate for network); memory rows may be coarser (the provider reads the
+    peak of memory used per hour and memory total per day).
     """
 
     frame: pd.DataFrame

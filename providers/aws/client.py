@@ -116,7 +116,7 @@ def translated(service: str, operation: str, region: str | None = None) -> Itera
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
         message = str(err.get("Message", "")).strip().splitlines()[0:1]
-        text = f"{where}: {code}" + (f": {message[0][:200]}" if message else "")
+        text = f"{where}: {code}" + (f": {message[0][:1000]}" if message else "")
         if code in _AUTH_CODES:
             raise AuthError(text, hint=AUTH_HINT, code=code) from exc
         if code in _THROTTLE_CODES:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from providers.aws.client import AwsClients, pages
-from providers.model import INSTANCE_LEVEL, Cloud, Gap, Metric, Resource, ResourceRef, Window, usage_frame
+from providers.model import INSTANCE_LEVEL, Cloud, Gap, Metric, Resource, ResourceRef, ResourceState, Window, usage_frame
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def telemetry_gaps(resources: Sequence[Resource], frame: pd.DataFrame, region: s
     reported = set(frame.loc[frame["metric"] == Metric.GPU_UTIL.value, "resource"].astype(str).unique())
     gaps = []
     for res in resources:
-        if res.ref.key in reported:
+        if res.ref.key in reported or not res.has_gpu or res.state != ResourceState.RUNNING:
             continue
         if res.ref.id in listed:
             reason = "CloudWatch agent GPU metrics exist but have no data points in the window"
