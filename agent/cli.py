@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
@@ -22,6 +23,9 @@ from agent.clock import Clock, SystemClock
 from agent.progress import for_terminal
 from providers.base import Provider
 from providers.errors import ConfigurationError, ProviderError
+from reports import render
+from reports.model import AuditReport
+from reports.table import render_table
 
 log = logging.getLogger("costagent")
 
@@ -162,16 +166,11 @@ def _provider(demo: bool, profile: str | None, live_prices: bool, regions: tuple
     yield provider, chosen
 
 
-def _write(report: object, fmt: str, out_file: Path | None) -> None:
-    from reports import render
-    from reports.table import render_table
-
+def _write(report: AuditReport, fmt: str, out_file: Path | None) -> None:
     if fmt == "table" and out_file is None and sys.stdout.isatty():
-        import shutil
-
-        text = render_table(report, width=shutil.get_terminal_size().columns, color=True)  # type: ignore[arg-type]
+        text = render_table(report, width=shutil.get_terminal_size().columns, color=True)
     else:
-        text = render(report, fmt)  # type: ignore[arg-type]
+        text = render(report, fmt)
     if out_file is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:

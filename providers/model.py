@@ -217,18 +217,27 @@ USAGE_COLUMNS = ("resource", "gpu", "metric", "ts", "value")
 
 
 def usage_frame(
-    resource: Iterable[str] | np.ndarray,
+    resource: Iterable[str] | np.ndarray | pd.Categorical,
     gpu: Iterable[int] | np.ndarray,
-    metric: Iterable[str] | np.ndarray,
+    metric: Iterable[str] | np.ndarray | pd.Categorical,
     ts: Iterable[Any] | np.ndarray | pd.DatetimeIndex,
     value: Iterable[float] | np.ndarray,
 ) -> pd.DataFrame:
-    """Build the canonical long usage frame from column arrays."""
+    """Build the canonical long usage frame from column arrays.
+
+    ``resource`` and ``metric`` may be given as ``pd.Categorical`` (built from codes) to skip
+    turning millions of strings into categories.
+    """
+    metrics = [m.value for m in Metric]
+    if isinstance(metric, pd.Categorical):
+        metric_col = metric.set_categories(metrics)
+    else:
+        metric_col = pd.Categorical(np.asarray(metric, dtype=object), categories=metrics)
     return pd.DataFrame(
         {
-            "resource": pd.Categorical(np.asarray(resource, dtype=object)),
+            "resource": resource if isinstance(resource, pd.Categorical) else pd.Categorical(np.asarray(resource, dtype=object)),
             "gpu": np.asarray(gpu, dtype=np.int16),
-            "metric": pd.Categorical(np.asarray(metric, dtype=object), categories=[m.value for m in Metric]),
+            "metric": metric_col,
             "ts": pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns"),
             "value": np.asarray(value, dtype=np.float64),
         },

@@ -61,23 +61,63 @@ class IdleReport:
         return self.episodes[self.episodes["key"] == key].reset_index(drop=True)
 
 
-def _codes(frame: pd.DataFrame, keys: Sequence[str], window: Window, period: timedelta) -> tuple[np.ndarray, ...]:
-    """Row index, period index and metric code per usage row; rows outside keys/window dropped."""
-    categories = frame["resource"].cat.categories
-    lookup = np.append(pd.Index(keys).get_indexer(categories), -1)  # code -1 (NaN) maps to the -1 slot
-    rows = lookup[frame["resource"].cat.codes.to_numpy()]
-    t = ((frame["ts"] - pd.Timestamp(window.start)) // pd.Timedelta(period)).to_numpy(dtype=np.int64)
-    n_steps = int(window.duration / period)
+@dataclass(frozen=True)
+class _Grids:
+    """(instances x periods) float32 grids, NaN where nothing stands for the period."""
+
+    gpu_max: np.ndarray
+    gpu_count: np.ndarray
+    gpu_valid: np.ndarray
+    per_gpu_rows: np.ndarray  # (R,) bool: the instance publishes per-GPU series (not only a rollup)
+    hold: np.ndarray  # (R,) periods each GPU sample stands for
+    cpu: np.ndarray
+    net: np.ndarray
+
+
+def _build_grids(frame: pd.DataFrame, keys: Sequence[str], window: Window, period: timedelta,
+                 max_hold: int) -> _Grids:
+    """Scatter the long frame onto grids. The per-row arrays live only in here (they are the big ones)."""
+    n_rows, n_steps = len(keys), int(window.duration / period)
+    size = n_rows * n_steps
+    lookup = np.append(pd.Index(keys).get_indexer(frame["resource"].cat.categories), -1).astype(np.int64)
+    rows = lookup[frame["resource"].cat.codes.to_numpy()]  # code -1 (NaN) maps to the -1 slot
+    stamps = frame["ts"].dt.as_unit("ns").array.asi8
+    t = (stamps - pd.Timestamp(window.start).value) // int(period.total_seconds() * 1_000_000_000)
+    flat = rows * n_steps + t
     keep = (rows >= 0) & (t >= 0) & (t < n_steps)
+    del stamps, t
     metric = frame["metric"].cat.codes.to_numpy()
-    gpu = frame["gpu"].to_numpy()
+    code = {m: i for i, m in enumerate(frame["metric"].cat.categories)}
     value = frame["value"].to_numpy()
-    return rows[keep], t[keep], metric[keep], gpu[keep], value[keep]
+
+    def pick(name: Metric) -> np.ndarray:
+        return np.flatnonzero(keep & (metric == code.get(name.value, -99)))
+
+    util = pick(Metric.GPU_UTIL)
+    gpu_max = _grid_max(flat[util], value[util], size).reshape(n_rows, n_steps)
+    gpu_count = np.bincount(flat[util], minlength=size).astype(np.float32).reshape(n_rows, n_steps)
+    per_gpu_rows = np.bincount(rows[util[frame["gpu"].to_numpy()[util] != INSTANCE_LEVEL]], minlength=n_rows) > 0
+    aux = {}
+    for name in (Metric.CPU_UTIL, Metric.NET_IN, Metric.NET_OUT):
+        sel = pick(name)
+        aux[name] = _grid_max(flat[sel], value[sel], size).reshape(n_rows, n_steps)
+    del rows, flat, keep, metric, value, util
+
+    gpu_obs = ~np.isnan(gpu_max)
+    hold = np.clip(_cadence(gpu_obs, max_hold), 1, max_hold).astype(np.int32)
+    gpu_max, gpu_valid = _hold(gpu_max, gpu_obs, hold)
+    gpu_count, _ = _hold(gpu_count, gpu_obs, hold)
+    for name, grid in aux.items():
+        obs = ~np.isnan(grid)
+        aux[name], _ = _hold(grid, obs, np.clip(_cadence(obs, max_hold), 1, max_hold).astype(np.int32))
+    net_in, net_out = aux[Metric.NET_IN], aux[Metric.NET_OUT]
+    net = np.where(np.isnan(net_in) & np.isnan(net_out), np.float32(np.nan), np.nan_to_num(net_in) + np.nan_to_num(net_out))
+    return _Grids(gpu_max, gpu_count, gpu_valid, per_gpu_rows, hold, aux[Metric.CPU_UTIL], net)
 
 
 def _grid_max(flat: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    out = np.full(size, -np.inf)
-    np.maximum.at(out, flat, values)
+    out = np.full(size, -np.inf, dtype=np.float32)
+    np.maximum.at(out, flat, values.astype(np.float32))
     out[np.isneginf(out)] = np.nan
     return out
 
@@ -85,26 +125,32 @@ def _grid_max(flat: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
 def _hold(values: np.ndarray, observed: np.ndarray, hold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Forward-fill each row's observations for up to ``hold[row]`` periods; returns (values, valid)."""
     n_rows, n_steps = observed.shape
-    idx = np.where(observed, np.arange(n_steps, dtype=np.int32)[None, :], -1)
+    idx = np.where(observed, np.arange(n_steps, dtype=np.int32)[None, :], np.int32(-1))
     np.maximum.accumulate(idx, axis=1, out=idx)
     age = np.arange(n_steps, dtype=np.int32)[None, :] - idx
     valid = (idx >= 0) & (age < hold[:, None])
-    filled = np.take_along_axis(values, np.clip(idx, 0, None), axis=1)
-    return np.where(valid, filled, np.nan), valid
+    del age
+    filled = np.take_along_axis(values, np.clip(idx, 0, None, out=idx), axis=1)
+    return np.where(valid, filled, np.float32(np.nan)), valid
 
 
-def _cadence(observed: np.ndarray) -> np.ndarray:
-    """Median spacing (in periods) between a row's observations; 1 where it cannot be told."""
+def _cadence(observed: np.ndarray, cap: int) -> np.ndarray:
+    """Median spacing in periods (the lower median, capped at ``cap``) between a row's observations; 1 if unknown.
+
+    Capping first is exact for the capped result and lets a per-row histogram replace a sort.
+    """
     n_rows, n_steps = observed.shape
     pos = np.flatnonzero(observed)
-    out = np.ones(n_rows)
     if len(pos) < 2:
-        return out
-    rows, t = pos // n_steps, pos % n_steps
+        return np.ones(n_rows, dtype=np.int64)
+    rows, t = np.divmod(pos, n_steps)
     same = rows[1:] == rows[:-1]
-    gaps = pd.Series(np.diff(t)[same]).groupby(rows[1:][same]).median()
-    out[gaps.index.to_numpy()] = gaps.to_numpy()
-    return out
+    gaps = np.minimum(np.diff(t)[same], cap)
+    width = cap + 1
+    hist = np.bincount(rows[1:][same] * width + gaps, minlength=n_rows * width).reshape(n_rows, width)
+    counts = hist.sum(axis=1)
+    below = np.cumsum(hist, axis=1) < ((counts + 1) // 2)[:, None]
+    return np.where(counts > 0, below.sum(axis=1), 1)
 
 
 def _runs(state: np.ndarray) -> pd.DataFrame:
@@ -125,41 +171,14 @@ def _runs(state: np.ndarray) -> pd.DataFrame:
 def classify(usage: Usage, resources: Sequence[Resource], window: Window, settings: IdleSettings) -> IdleReport:
     period = usage.period
     keys = [r.ref.key for r in resources]
-    n_rows, n_steps = len(keys), int(window.duration / period)
-    size = n_rows * n_steps
-    rows, t, metric, gpu, value = _codes(usage.frame, keys, window, period)
-    codes = {m: i for i, m in enumerate(usage.frame["metric"].cat.categories)}
-    flat = rows.astype(np.int64) * n_steps + t
+    n_steps = int(window.duration / period)
     max_hold = max(1, int(timedelta(minutes=settings.max_hold_minutes) / period))
+    g = _build_grids(usage.frame, keys, window, period, max_hold)
+    gpu_max, gpu_count, gpu_valid, cpu, net = g.gpu_max, g.gpu_count, g.gpu_valid, g.cpu, g.net
 
-    def grid(metric_name: Metric, reducer: str = "max") -> tuple[np.ndarray, np.ndarray]:
-        sel = metric == codes.get(metric_name.value, -99)
-        if reducer == "count":
-            counts = np.bincount(flat[sel], minlength=size).reshape(n_rows, n_steps).astype(np.float32)
-            return counts, counts > 0
-        g = _grid_max(flat[sel], value[sel], size).reshape(n_rows, n_steps)
-        return g, ~np.isnan(g)
-
-    gpu_max, gpu_obs = grid(Metric.GPU_UTIL)
-    gpu_count, _ = grid(Metric.GPU_UTIL, "count")
-    hold = np.clip(np.rint(_cadence(gpu_obs)), 1, max_hold).astype(np.int32)
-    gpu_max, gpu_valid = _hold(gpu_max, gpu_obs, hold)
-    gpu_count, _ = _hold(gpu_count, gpu_obs, hold)
-
-    is_util = metric == codes.get(Metric.GPU_UTIL.value, -99)
-    per_gpu_rows = np.bincount(rows[is_util & (gpu != INSTANCE_LEVEL)], minlength=n_rows) > 0
     installed = np.array([r.accelerators.count if r.accelerators else 0 for r in resources], dtype=np.float32)
     reporting_max = np.nan_to_num(np.nanmax(np.where(gpu_valid, gpu_count, np.nan), axis=1, initial=0), nan=0)
-    expected = np.where(per_gpu_rows, np.where(installed > 0, installed, reporting_max), 1).astype(np.float32)
-
-    aux = {}
-    for name in (Metric.CPU_UTIL, Metric.NET_IN, Metric.NET_OUT):
-        g, obs = grid(name)
-        h = np.clip(np.rint(_cadence(obs)), 1, max_hold).astype(np.int32)
-        aux[name], _ = _hold(g, obs, h)
-    cpu = aux[Metric.CPU_UTIL]
-    net_in, net_out = aux[Metric.NET_IN], aux[Metric.NET_OUT]
-    net = np.where(np.isnan(net_in) & np.isnan(net_out), np.nan, np.nan_to_num(net_in) + np.nan_to_num(net_out))
+    expected = np.where(g.per_gpu_rows, np.where(installed > 0, installed, reporting_max), 1).astype(np.float32)
 
     known = gpu_valid & (gpu_count >= expected[:, None])
     with np.errstate(invalid="ignore"):
@@ -172,7 +191,7 @@ def classify(usage: Usage, resources: Sequence[Resource], window: Window, settin
     per["expected_gpus"] = expected
     per["reporting_gpus_max"] = reporting_max
     per["installed_gpus"] = installed
-    per["cadence_s"] = hold * period.total_seconds()
+    per["cadence_s"] = g.hold * period.total_seconds()
     per["cpu_published"] = ~np.all(np.isnan(cpu), axis=1) if n_steps else False
     per["net_published"] = ~np.all(np.isnan(net), axis=1) if n_steps else False
     _streak_peaks(per, gpu_max, cpu, net, n_steps)
@@ -237,7 +256,8 @@ def _episodes(state: np.ndarray, keys: list[str], times: pd.DatetimeIndex, perio
     episodes = pd.DataFrame({
         "key": np.asarray(keys, dtype=object)[idle_eps["row"].to_numpy()] if len(idle_eps) else [],
         "start": times[idle_eps["start"].to_numpy()] if len(idle_eps) else [],
-        "end": (times[0] + period * idle_eps["end"].to_numpy()) if len(idle_eps) else [],
+        "end": (times[0] + pd.to_timedelta(idle_eps["end"].to_numpy() * int(period.total_seconds()), unit="s"))
+        if len(idle_eps) else [],
         "span_hours": span_h.to_numpy(),
         "idle_hours": (idle_eps["steps"] * step_h).to_numpy(),
     })
