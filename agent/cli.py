@@ -107,9 +107,9 @@ def audit(clouds: tuple[str, ...], regions: tuple[str, ...], profile: str | None
         _fail(f"costagent: {exc.one_line()}", EXIT_USAGE)
     except ProviderError as exc:
         _fail(f"costagent: {exc.one_line()}", EXIT_INCOMPLETE)
-    except Exception:  # the CLI boundary: a bug must still say one line, with the traceback under -v
-        log.exception("event=unexpected_error")
-        _fail("costagent: unexpected error (run with -v for the traceback)", EXIT_ERROR)
+    except Exception as exc:  # the CLI boundary: a bug still says one line; the traceback comes with -v
+        log.info("event=unexpected_error", exc_info=True)
+        _fail(f"costagent: unexpected error: {type(exc).__name__}: {exc} (run with -v for the traceback)", EXIT_ERROR)
     finally:
         close = getattr(progress, "close", None)
         if close:

@@ -1,11 +1,17 @@
 """``schedule``: an off-hours SCHEDULE for an instance idle in the same hours of the week, week after week.
 
-From the idle model's hour-of-week profile (UTC): an hour slot may be switched off only if it was
-idle in at least ``min_weeks`` different weeks and busy in none; a slot seen too seldom to tell
-stays on, unless it was seen idle and both neighbouring hours are off. Quiet hours between a day's busy hours stay on too (lunch: schedules with many edges
-are fragile), so a typical day has one on-window. The pattern must repeat — the busy hours of one week must largely
-be the busy hours of the others (``min_consistency``, Jaccard) — which keeps bursty and
-one-off workloads out.
+From the idle model's hour-of-week profile (UTC):
+
+- an hour slot may be off only if it was idle in at least ``min_weeks`` different weeks and busy in
+  none (a slot seen idle once, between two such slots, follows them: the window's edges);
+- only blocks of at least ``min_off_block_hours`` consecutive off slots are switched off (the week is
+  circular, so Friday night runs into the weekend): starting a GPU box, warming it up and losing a
+  notebook's state cost too much for shorter breaks, and random gaps between batch jobs rarely line up
+  into long blocks in every week, which keeps bursty workloads out;
+- the instance must have worked in at least ``min_weeks`` different weeks (a one-off run that ended is
+  a stop case, not a schedule), and the plan must switch off ``min_off_hours_per_week``;
+- the pattern must repeat: the off blocks learned from any one week alone must have been quiet in the
+  other weeks (``min_consistency``, 90 % of their hours) — random gaps between batch jobs do not.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 class ScheduleSettings:
     min_weeks: int = 2
     min_off_hours_per_week: float = 24.0
-    min_consistency: float = 0.6
+    min_off_block_hours: int = 6
+    #: A plan learned from one week must hold in the others: at most 10 % of its off hours busy there.
+    min_consistency: float = 0.9
     #: An hour slot counts as observed in a week when this share of its periods is known.
     min_slot_coverage: float = 0.5
 
@@ -51,33 +59,51 @@ def plan_for(busy: np.ndarray, idle: np.ndarray, steps_per_hour: float, settings
     idle_slot = (busy == 0) & (idle >= settings.min_slot_coverage * steps_per_hour)
     observed = busy_slot | idle_slot
     full_weeks = [w for w in range(busy.shape[0]) if observed[w].sum() >= SLOTS_PER_WEEK / 2]
-    if len(full_weeks) < settings.min_weeks or not busy_slot.any():
-        return None
-    scores = []
-    for a, b in itertools.combinations(full_weeks, 2):
-        both = observed[a] & observed[b]
-        union = (busy_slot[a] | busy_slot[b]) & both
-        scores.append(float((busy_slot[a] & busy_slot[b] & both).sum() / union.sum()) if union.any() else 0.0)
-    consistency = float(np.mean(scores))
-    if consistency < settings.min_consistency:
+    working_weeks = int(busy_slot.any(axis=1).sum())
+    if len(full_weeks) < settings.min_weeks or working_weeks < settings.min_weeks:
         return None
     busy_any = busy_slot.any(axis=0)
     idle_weeks = idle_slot.sum(axis=0)
     off = ~busy_any & (idle_weeks >= settings.min_weeks)
-    # An hour seen idle only once (at the window's edge), between two off hours, follows them.
     off |= ~busy_any & (idle_weeks >= 1) & np.roll(off, 1) & np.roll(off, -1)
-    on: list[tuple[int, int, int]] = []
-    for day in range(7):
-        day_on = ~off[day * 24 : (day + 1) * 24]
-        busy_idx = np.flatnonzero(busy_any[day * 24 : (day + 1) * 24])
-        if len(busy_idx):  # quiet hours between a day's busy hours stay on (lunch, meetings)
-            day_on[busy_idx[0] : busy_idx[-1] + 1] = True
-        on += [(day, start, end) for start, end in _runs_of_true(day_on)]
-    off_hours = SLOTS_PER_WEEK - sum(end - start for _, start, end in on)
+    off = _long_blocks(off, settings.min_off_block_hours)
+    off_hours = int(off.sum())
     if off_hours < settings.min_off_hours_per_week:
         return None
+    consistency = _holdout_agreement(busy_slot, idle_slot, observed, full_weeks, settings.min_off_block_hours)
+    if consistency is None or consistency < settings.min_consistency:
+        return None
+    on = [(day, start, end) for day in range(7) for start, end in _runs_of_true(~off[day * 24 : (day + 1) * 24])]
     busy_hours = float(busy[full_weeks].sum() / steps_per_hour / len(full_weeks))
     return WeeklyPlan(on, off_hours, len(full_weeks), consistency, busy_hours)
+
+
+def _long_blocks(off: np.ndarray, min_len: int) -> np.ndarray:
+    """Keep only runs of at least ``min_len`` True slots, the week taken as a circle."""
+    if off.all() or not off.any():
+        return off.copy()
+    shift = int(np.flatnonzero(~off)[0])  # rotate so that the week starts on an on-slot
+    rotated = np.roll(off, -shift)
+    keep = np.zeros_like(rotated)
+    for start, end in _runs_of_true(rotated):
+        if end - start >= min_len:
+            keep[start:end] = True
+    return np.roll(keep, shift)
+
+
+def _holdout_agreement(busy_slot: np.ndarray, idle_slot: np.ndarray, observed: np.ndarray, weeks: list[int],
+                       min_block: int) -> float | None:
+    """Share of the off hours a plan learned from one week alone that were indeed quiet in each other week.
+
+    1.0: a night-and-weekend pattern. Random gaps between batch jobs score low: the long quiet
+    blocks of one week are where the next week's jobs land. None: no pair of weeks to compare.
+    """
+    scores = []
+    for a, b in itertools.permutations(weeks, 2):
+        learned = _long_blocks(idle_slot[a], min_block) & observed[b]
+        if learned.any():
+            scores.append(1.0 - float((learned & busy_slot[b]).sum() / learned.sum()))
+    return float(np.mean(scores)) if scores else None
 
 
 def _runs_of_true(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -100,15 +126,16 @@ def recommend(
             continue
         plan = plan_for(idle.week_busy[row], idle.week_idle[row], idle.steps_per_hour, settings)
         if plan is not None:
-            out.append(_recommendation(snapshot, resources[key], plan, per.loc[key]))
+            out.append(_recommendation(snapshot, resources[key], plan, per.loc[key], settings))
     return out
 
 
-def _recommendation(snapshot: Snapshot, res: Resource, plan: WeeklyPlan, row: pd.Series) -> Recommendation:
+def _recommendation(snapshot: Snapshot, res: Resource, plan: WeeklyPlan, row: pd.Series,
+                    settings: ScheduleSettings) -> Recommendation:
     quote = snapshot.price_for(res)
     savings = monthly_from_weekly_hours(plan.off_hours, quote.hourly_usd) if quote else Decimal(0)
     windows = [{"day": DAYS[d], "start": f"{s:02d}:00", "end": f"{e:02d}:00" if e < 24 else "24:00"} for d, s, e in plan.on]
-    confidence = min(0.9, 0.45 + 0.35 * plan.consistency + 0.05 * min(plan.weeks - 1, 2))
+    confidence = min(0.9, 0.5 + 0.3 * plan.consistency + 0.05 * min(plan.weeks - 1, 2))
     return Recommendation(
         recommender=NAME,
         kind=Kind.SCHEDULE,
@@ -126,7 +153,8 @@ def _recommendation(snapshot: Snapshot, res: Resource, plan: WeeklyPlan, row: pd
             "busy_hours_per_week": round(plan.busy_hours_per_week, 1),
             "idle_fraction_of_measured_time": round(float(row["idle_fraction"]), 4),
             "measured_hours": round(float(row["known_hours"]), 2),
-            "rule": "an hour is off only if idle in every observed week (at least 2) and busy in none",
+            "rule": "an hour is off only if idle in every observed week (at least 2), busy in none, "
+                    f"and part of an off block of at least {settings.min_off_block_hours} h",
             "price": price_evidence(quote),
             "savings_basis": "off hours per week x 730/168 weeks/month x hourly price",
         },

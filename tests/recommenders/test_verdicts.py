@@ -123,3 +123,32 @@ def test_hourly_data_reaches_the_same_verdicts():
     got = verdicts(analyze(snap))
     want = {i.name: i.expect for i in sim.demo_fleet() if i.expect}
     assert got == want
+
+
+def _office_usage(share_of_hours_used: float, seed: int):
+    """Office hours on weekdays, of which only a random share of the hours sees GPU work."""
+    rng = np.random.default_rng(seed)
+    win = window()
+    stamps = times(win)
+    hours = np.asarray((stamps - stamps[0]) // np.timedelta64(1, "h"))
+    office = (np.asarray(stamps.day_of_week) < 5) & (np.asarray(stamps.hour) >= 9) & (np.asarray(stamps.hour) < 18)
+    used = office & (rng.random(hours.max() + 1) < share_of_hours_used)[hours]
+    return win, stamps, np.where(used, 80.0, 0.0)
+
+
+@pytest.mark.parametrize("share", [0.7, 0.25], ids=["busy-most-hours", "used-a-few-hours"])
+def test_irregular_office_notebooks_still_get_nights_and_weekends_off(share):
+    res = resource("nb")
+    win, stamps, util = _office_usage(share, seed=1)
+    analysis = analyze(snapshot([res], FrameBuilder().gpu_util(res, stamps, util).frame(), win))
+    assert verdicts(analysis) == {"nb": "schedule"}
+    assert analysis.recommendations[0].evidence["off_hours_per_week"] >= 110
+
+
+def test_short_quiet_spells_are_not_switched_off():
+    """A box busy except for 4-hour breaks every day: the breaks are shorter than an off block."""
+    res = resource("breaks")
+    win = window()
+    stamps = times(win)
+    util = np.where(np.asarray(stamps.hour) % 12 < 8, 90.0, 0.0)  # 8 h on, 4 h off, twice a day
+    assert analyze(snapshot([res], FrameBuilder().gpu_util(res, stamps, util).frame(), win)).recommendations == ()
