@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from providers.model import Gap, Metric, Resource, ResourceState, Snapshot
 from recommenders import gpu_idle, schedule
@@ -81,6 +82,13 @@ def coverage_gaps(pool: Sequence[Resource], idle: IdleReport, settings: IdleSett
                             f"only {reporting} of {expected} GPUs publish utilization; periods without every GPU are unknown, never idle",
                             ref.region, ref.id, ref.account,
                             "publish every GPU (check the agent's nvidia_gpu configuration and driver)"))
+        silent_h = (idle.window.end - pd.Timestamp(row["last_known_end"])).total_seconds() / 3600 \
+            if pd.notna(row["last_known_end"]) else 0.0
+        if silent_h > settings.stale_after_hours:
+            gaps.append(Gap(ref.cloud, "gpu-telemetry",
+                            f"GPU metrics stopped arriving {silent_h:.0f} h before the window's end while the instance "
+                            "runs; the silent time is unknown, never idle",
+                            ref.region, ref.id, ref.account, "check that the monitoring agent still runs on the instance"))
         if row["known_hours"] < settings.min_data_hours:
             gaps.append(Gap(ref.cloud, "analysis",
                             f"only {row['known_hours']:.1f} h of usable GPU telemetry in the window; "

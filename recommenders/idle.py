@@ -37,6 +37,8 @@ class IdleSettings:
     bridge_minutes: int = 30
     #: An idle episode ending at most this long before the window's end is "idle now".
     now_tolerance_minutes: int = 60
+    #: A running instance whose GPUs went silent longer than this before the end is a telemetry gap.
+    stale_after_hours: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -152,3 +152,15 @@ def test_short_quiet_spells_are_not_switched_off():
     stamps = times(win)
     util = np.where(np.asarray(stamps.hour) % 12 < 8, 90.0, 0.0)  # 8 h on, 4 h off, twice a day
     assert analyze(snapshot([res], FrameBuilder().gpu_util(res, stamps, util).frame(), win)).recommendations == ()
+
+
+def test_telemetry_that_stopped_arriving_is_a_gap_not_a_stop():
+    res = resource("went-quiet")
+    win = window(days=5)
+    stamps = times(win)
+    util = np.zeros(len(stamps))
+    util[-12 * 48 :] = np.nan  # the agent died two days ago; the instance still runs
+    analysis = analyze(snapshot([res], FrameBuilder().gpu_util(res, stamps, util).frame(), win))
+    assert analysis.recommendations == ()
+    assert [g.what for g in analysis.gaps] == ["gpu-telemetry"]
+    assert "48 h" in analysis.gaps[0].reason
