@@ -11,6 +11,7 @@ import logging
 import re
 import shutil
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from datetime import timedelta
@@ -45,6 +46,18 @@ def parse_duration(text: str, default_unit: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2) or default_unit])
 
 
+class _RunId(logging.Filter):
+    """Stamps every log record with this invocation's run id, so one run's lines can be grepped."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id = self.run_id
+        return True
+
+
 class Duration(click.ParamType):
     name = "duration"
 
@@ -66,7 +79,10 @@ class Duration(click.ParamType):
 def main(verbose: int) -> None:
     """costagent finds wasted GPU spend on your clouds and says what to do about it."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RunId(uuid.uuid4().hex[:12]))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s run=%(run_id)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if verbose < 2:
         for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
