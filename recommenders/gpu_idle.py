@@ -68,7 +68,7 @@ def _recommendation(snapshot: Snapshot, res: Resource, row: pd.Series, settings:
         monthly_savings_usd=savings,
         confidence=round(min(confidence, 0.95), 3),
         risk=risk,
-        summary=f"Stop: all {gpus} GPU{'s' if gpus != 1 else ''} idle for the last {streak:.0f} h",
+        summary=f"Stop: {'all ' if gpus > 1 else ''}{gpus} GPU{'s' if gpus != 1 else ''} idle for the last {streak:.0f} h",
         evidence={
             "idle_since": since,
             "idle_streak_hours": round(streak, 2),

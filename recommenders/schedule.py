@@ -144,7 +144,7 @@ def _recommendation(snapshot: Snapshot, res: Resource, plan: WeeklyPlan, row: pd
         monthly_savings_usd=savings,
         confidence=round(confidence, 3),
         risk=Risk.LOW if plan.consistency >= 0.8 else Risk.MEDIUM,
-        summary=f"Off-hours schedule: off {plan.off_hours} h/week, idle then in every week seen",
+        summary=f"Schedule: off {plan.off_hours} h/week, idle then every week",
         evidence={
             "on_windows_utc": windows,
             "off_hours_per_week": plan.off_hours,
