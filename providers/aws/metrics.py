@@ -36,6 +36,8 @@ MEMORY_TOTAL_PERIOD = timedelta(days=1)
 #: Memory is read for its peak (right-sizing), and the hourly maximum keeps the peak: 12x fewer points.
 MEMORY_USED_PERIOD = timedelta(hours=1)
 
+Dims = tuple[tuple[str, str], ...]  # (name, value) pairs in the order CloudWatch lists them
+
 GPU_UTIL_NAME = "nvidia_smi_utilization_gpu"
 GPU_MEM_USED_NAME = "nvidia_smi_memory_used"
 GPU_MEM_TOTAL_NAME = "nvidia_smi_memory_total"
@@ -67,7 +69,7 @@ class Query:
     metric: Metric
     namespace: str
     name: str
-    dimensions: tuple[tuple[str, str], ...]
+    dimensions: Dims
     stat: str
     period: timedelta
     per_second: bool = False
@@ -91,21 +93,21 @@ class Query:
         }
 
 
-def discover_gpu_series(
-    clients: AwsClients, region: str, instance_ids: set[str]
-) -> dict[str, dict[int, tuple[tuple[str, str], ...]]]:
-    """``{instance_id: {gpu_index: dimensions}}`` of the agent's GPU utilization series.
+def discover_gpu_series(clients: AwsClients, region: str, instance_ids: set[str]) -> dict[str, dict[int, list[Dims]]]:
+    """``{instance_id: {gpu_index: [dimensions, ...]}}`` of the agent's GPU utilization series.
 
     One paginated ``ListMetrics`` a region, for ``nvidia_smi_utilization_gpu`` only: the agent
     publishes every ``nvidia_smi_*`` field of a GPU with the same dimensions, so the memory
     series are addressed with the same sets. Repeated entries are dropped (moto lists a series
-    once per data point). Per (instance, GPU) the richest dimension set wins; a series without
-    ``index`` is the agent's rollup over all GPUs, kept under ``INSTANCE_LEVEL`` only when no
-    per-GPU series exists.
+    once per data point). A GPU can have several dimension sets: whenever someone edits the
+    agent's ``append_dimensions`` or ``omit_hostname``, its history continues under a new set,
+    and both are listed for two weeks — every set is read and the readings merged. A series
+    without ``index`` is the agent's rollup over all GPUs, kept under ``INSTANCE_LEVEL`` only
+    when no per-GPU series exists.
     """
     client = clients.client("cloudwatch", region)
-    found: dict[str, dict[int, tuple[tuple[str, str], ...]]] = defaultdict(dict)
-    seen: set[tuple[tuple[str, str], ...]] = set()
+    found: dict[str, dict[int, list[Dims]]] = defaultdict(lambda: defaultdict(list))
+    seen: set[Dims] = set()
     for page in pages(client, "ListMetrics", region, Namespace=CWAGENT, MetricName=GPU_UTIL_NAME):
         for metric in page.get("Metrics", []):
             if metric.get("Namespace", CWAGENT) != CWAGENT or metric.get("MetricName") != GPU_UTIL_NAME:
@@ -118,16 +120,14 @@ def discover_gpu_series(
             seen.add(identity)
             lookup = dict(dims)
             instance = lookup.get("InstanceId")
-            if instance not in instance_ids:
-                continue
-            gpu = _gpu_index(lookup.get("index"))
-            current = found[instance].get(gpu)
-            if current is None or (len(dims), identity) > (len(current), tuple(sorted(current))):
-                found[instance][gpu] = dims
-    for series in found.values():
-        if len(series) > 1:
-            series.pop(INSTANCE_LEVEL, None)
-    return dict(found)
+            if instance in instance_ids:
+                found[instance][_gpu_index(lookup.get("index"))].append(dims)
+    out: dict[str, dict[int, list[Dims]]] = {}
+    for instance, per_gpu in found.items():
+        if len(per_gpu) > 1:
+            per_gpu.pop(INSTANCE_LEVEL, None)
+        out[instance] = {gpu: sorted(sets, key=lambda d: tuple(sorted(d))) for gpu, sets in sorted(per_gpu.items())}
+    return out
 
 
 def _gpu_index(value: str | None) -> int:
@@ -139,11 +139,7 @@ def _gpu_index(value: str | None) -> int:
         return INSTANCE_LEVEL
 
 
-def build_queries(
-    resources: Sequence[Resource],
-    series: dict[str, dict[int, tuple[tuple[str, str], ...]]],
-    period: timedelta,
-) -> list[Query]:
+def build_queries(resources: Sequence[Resource], series: dict[str, dict[int, list[Dims]]], period: timedelta) -> list[Query]:
     queries: list[Query] = []
     for res in resources:
         iid = res.ref.id
@@ -151,8 +147,8 @@ def build_queries(
             continue  # no GPU telemetry: nothing to judge, CPU alone would only mislead
         for name, (metric, stat) in GPU_SERIES.items():
             step = {GPU_MEM_TOTAL_NAME: MEMORY_TOTAL_PERIOD, GPU_MEM_USED_NAME: max(period, MEMORY_USED_PERIOD)}.get(name, period)
-            for gpu, dims in sorted(series[iid].items()):
-                queries.append(Query(res.ref, gpu, metric, CWAGENT, name, dims, stat, step))
+            for gpu, dim_sets in series[iid].items():
+                queries += [Query(res.ref, gpu, metric, CWAGENT, name, dims, stat, step) for dims in dim_sets]
         for name, (metric, stat, per_second) in EC2_SERIES.items():
             dims = (("InstanceId", iid),)
             queries.append(Query(res.ref, INSTANCE_LEVEL, metric, EC2, name, dims, stat, period, per_second))
@@ -220,7 +216,21 @@ def fetch(
         pd.DatetimeIndex(np.concatenate(cols["ts"])).tz_localize("UTC"),
         np.concatenate(cols["value"]),
     )
-    return frame, gaps
+    return _merge_series(frame, queries), gaps
+
+
+def _merge_series(frame: pd.DataFrame, queries: Sequence[Query]) -> pd.DataFrame:
+    """One row per (resource, GPU, metric, period): a GPU read under several dimension sets is merged.
+
+    Where the sets overlap in time (all are maxima), the highest reading is kept.
+    """
+    per_series = pd.Series(1, index=pd.MultiIndex.from_tuples([(q.ref.key, q.gpu, q.metric.value) for q in queries]))
+    if not per_series.index.has_duplicates:
+        return frame
+    keys = ["resource", "gpu", "metric", "ts"]
+    merged = frame.groupby(keys, observed=True, sort=False, as_index=False)["value"].max()
+    return usage_frame(merged["resource"].astype(str).to_numpy(), merged["gpu"], merged["metric"].astype(str).to_numpy(),
+                       merged["ts"], merged["value"])
 
 
 def _append(cols: dict[str, list[np.ndarray]], q: Query, ts: list[Any], values: list[float], window: Window) -> None:

@@ -190,7 +190,7 @@ def test_repeated_list_metrics_entries_are_one_series(moto: MotoServer) -> None:
 
     found = metrics.discover_gpu_series(provider.clients, "us-east-1", {iid})
 
-    assert found == {iid: {0: tuple((d["Name"], d["Value"]) for d in series)}}
+    assert found == {iid: {0: [tuple((d["Name"], d["Value"]) for d in series)]}}
 
 
 def test_repeated_list_metrics_entries_give_one_row_per_period(moto: MotoServer) -> None:
@@ -206,7 +206,7 @@ def test_repeated_list_metrics_entries_give_one_row_per_period(moto: MotoServer)
     assert not sel.duplicated(["resource", "gpu", "ts"]).any()
 
 
-def test_richer_dimension_set_is_used_once(moto: MotoServer) -> None:
+def test_a_gpu_listed_under_two_dimension_sets_is_read_once_per_period(moto: MotoServer) -> None:
     ec2, cw = raw("ec2", moto.url), raw("cloudwatch", moto.url)
     [iid] = launch(ec2, "g5.xlarge")
     times = hours(WINDOW.start, N_HOURS)
@@ -218,7 +218,24 @@ def test_richer_dimension_set_is_used_once(moto: MotoServer) -> None:
 
     sel = result.usage.frame[result.usage.frame["metric"] == Metric.GPU_UTIL.value]
     assert sel["gpu"].tolist() == [0] * N_HOURS
-    assert set(sel["value"]) == {70.0}
+    assert set(sel["value"]) == {70.0}  # overlapping readings: the highest
+
+
+def test_history_continues_across_a_change_of_dimension_set(moto: MotoServer) -> None:
+    """Someone added ``host`` to the agent's dimensions half-way: both halves are one GPU's history."""
+    ec2, cw = raw("ec2", moto.url), raw("cloudwatch", moto.url)
+    [iid] = launch(ec2, "g5.xlarge")
+    times = hours(WINDOW.start, N_HOURS)
+    half = N_HOURS // 2
+    put(cw, "CWAgent", UTIL, gpu_dims(iid, 0), [(t, 10.0) for t in times[:half]])
+    put(cw, "CWAgent", UTIL, gpu_dims(iid, 0, host="ip-10-0-0-3.ec2.internal"), [(t, 70.0) for t in times[half:]])
+    provider = make_provider(moto.url)
+
+    frame = provider.usage("us-east-1", gpu_running(provider), WINDOW, PERIOD).usage.frame
+
+    sel = frame[frame["metric"] == Metric.GPU_UTIL.value].sort_values("ts")
+    assert len(sel) == N_HOURS and not sel.duplicated(["resource", "gpu", "ts"]).any()
+    assert sel["value"].tolist() == [10.0] * half + [70.0] * (N_HOURS - half)
 
 
 def test_rollup_only_series_is_instance_level(moto: MotoServer) -> None:
