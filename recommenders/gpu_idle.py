@@ -14,12 +14,14 @@ from decimal import Decimal
 
 import pandas as pd
 
-from providers.model import Action, Resource, Snapshot
+from providers.model import Action, Metric, PricingModel, Resource, Snapshot
 from recommenders.economics import monthly_cost, price_evidence
 from recommenders.idle import IdleReport, IdleSettings
 from recommenders.model import Kind, Recommendation, Risk
 
 NAME = "gpu-idle"
+#: GPU memory in use during an idle streak above this means a process (a notebook kernel, a server) is alive.
+HELD_MEMORY_MIB = 1024.0
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,25 @@ def recommend(
         & (per["streak_hours"] >= settings.min_streak_hours)
         & (per["streak_hours"] > settings.prior_margin * per["prior_max_idle_hours"])
     ]
-    return [_recommendation(snapshot, resources[key], row, settings, idle_settings) for key, row in eligible.iterrows()]
+    memory = _memory_held(snapshot, eligible["streak_start"])
+    return [_recommendation(snapshot, resources[key], row, settings, idle_settings, memory.get(key))
+            for key, row in eligible.iterrows()]
+
+
+def _memory_held(snapshot: Snapshot, streak_start: pd.Series) -> dict[str, float]:
+    """Peak GPU memory in use (MiB, all GPUs together) during each streak, where the agent reports it."""
+    frame = snapshot.usage.frame
+    mem = frame[frame["metric"] == Metric.GPU_MEM_USED.value]
+    if mem.empty or streak_start.empty:
+        return {}
+    keys = mem["resource"].astype(str)
+    inside = mem[mem["ts"] >= keys.map(streak_start)]
+    total = inside.groupby([inside["resource"].astype(str), "ts"])["value"].sum()
+    return total.groupby(level=0).max().to_dict()
 
 
 def _recommendation(snapshot: Snapshot, res: Resource, row: pd.Series, settings: StopSettings,
-                    idle_settings: IdleSettings) -> Recommendation:
+                    idle_settings: IdleSettings, memory_mib: float | None) -> Recommendation:
     quote = snapshot.price_for(res)
     savings = monthly_cost(quote.hourly_usd) if quote else Decimal(0)
     streak = float(row["streak_hours"])
@@ -57,7 +73,15 @@ def _recommendation(snapshot: Snapshot, res: Resource, row: pd.Series, settings:
     confidence = 0.6 + 0.15 * min(1.0, math.log2(streak / settings.min_streak_hours) / 2)
     confidence += 0.1 if both_signals else 0.0
     confidence += 0.1 * min(1.0, float(row["known_hours"]) / snapshot.window.hours)
-    risk = Risk.LOW if streak >= 3 * settings.min_streak_hours and both_signals else Risk.MEDIUM
+    holds_memory = memory_mib is not None and memory_mib >= HELD_MEMORY_MIB
+    risk = Risk.LOW if streak >= 3 * settings.min_streak_hours and both_signals and not holds_memory else Risk.MEDIUM
+    notes = []
+    if holds_memory:
+        notes.append(f"a process still holds {memory_mib / 1024:.1f} GiB of GPU memory: stopping ends it "
+                     "(save the notebook or checkpoint first)")
+    if res.pricing_model == PricingModel.SPOT:
+        notes.append("a spot instance can be stopped only if launched from a persistent request or a fleet "
+                     "set to stop; a one-time spot instance can only be terminated, by you")
     gpus = res.accelerators.count if res.accelerators else 0
     since = pd.Timestamp(row["streak_start"]).isoformat().replace("+00:00", "Z")
     return Recommendation(
@@ -87,8 +111,10 @@ def _recommendation(snapshot: Snapshot, res: Resource, row: pd.Series, settings:
             "idle_fraction_of_measured_time": round(float(row["idle_fraction"]), 4),
             "measured_hours": round(float(row["known_hours"]), 2),
             "window_hours": round(snapshot.window.hours, 2),
+            "gpu_memory_used_max_mib_during_streak": _round(memory_mib, 0) if memory_mib is not None else None,
             "price": price_evidence(quote),
             "savings_basis": "hourly price x 730 h/month (compute only; attached volumes still bill)",
+            "notes": notes,
         },
         action=Action(kind="stop", ref=res.ref, params={}),
         name=res.name,

@@ -9,7 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from providers.model import HOURS_PER_MONTH
+from providers.model import HOURS_PER_MONTH, Metric
 from providers.sandbox import fleet as sim
 from recommenders import Settings, analyze
 from recommenders.model import Kind
@@ -99,8 +99,6 @@ def test_cpu_busy_gpu_idle_box_is_not_stopped():
     win = window(days=3)
     stamps = times(win)
     builder = FrameBuilder().gpu_util(res, stamps, np.zeros(len(stamps)))
-    from providers.model import Metric
-
     builder.add(res, Metric.CPU_UTIL, stamps, np.full(len(stamps), 85.0))
     assert analyze(snapshot([res], builder.frame(), win)).recommendations == ()
 
@@ -164,3 +162,22 @@ def test_telemetry_that_stopped_arriving_is_a_gap_not_a_stop():
     assert analysis.recommendations == ()
     assert [g.what for g in analysis.gaps] == ["gpu-telemetry"]
     assert "48 h" in analysis.gaps[0].reason
+
+
+def test_gpu_memory_held_during_the_streak_is_in_the_evidence_and_raises_the_risk():
+    res = resource("kernel-left-open")
+    win = window(days=4)
+    stamps = times(win)
+    builder = FrameBuilder().gpu_util(res, stamps, np.zeros(len(stamps)))
+    builder.add(res, Metric.GPU_MEM_USED, stamps, np.full(len(stamps), 6144.0), gpu=0)
+    builder.add(res, Metric.CPU_UTIL, stamps, np.full(len(stamps), 1.0))
+    builder.add(res, Metric.NET_IN, stamps, np.full(len(stamps), 1e3))
+    [rec] = analyze(snapshot([res], builder.frame(), win)).recommendations
+    assert rec.evidence["gpu_memory_used_max_mib_during_streak"] == 6144
+    assert rec.risk.value == "medium" and "6.0 GiB" in rec.evidence["notes"][0]
+
+
+def test_spot_stop_says_when_a_spot_instance_can_be_stopped():
+    inst = replace(sim._i("spotty", "us-east-1", "g5.xlarge", 1, 22.35, sim.IDLE_ALL), spot=True)
+    [rec] = analyze(simulated([inst])[0]).recommendations
+    assert any("persistent" in note for note in rec.evidence["notes"])
