@@ -15,6 +15,7 @@ from providers.base import Provider
 from providers.catalog import PriceCatalog
 from providers.model import Cloud, Snapshot, Window
 from recommenders import Analysis, Settings, analyze
+from recommenders.idle import quiet_gpu_keys
 from reports.model import AuditReport, Summary
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,10 @@ def run_audit(provider: Provider, request: AuditRequest, clock: Clock, progress:
     window = Window.ending(at, request.lookback, align=request.period)
     log.info("event=audit_start cloud=%s regions=%s window_start=%s window_end=%s", provider.cloud,
              ",".join(request.regions), window.start.isoformat(), window.end.isoformat())
-    collected = collect(provider, request.regions, window, request.period, at, progress)
+    # CPU and network only veto idle: read them only for instances whose GPUs were ever quiet.
+    threshold = request.settings.idle.gpu_util_max_pct
+    collected = collect(provider, request.regions, window, request.period, at, progress,
+                        host_metrics_for=lambda gpu_frame: quiet_gpu_keys(gpu_frame, threshold))
     with progress.stage("analyze"):
         analysis = analyze(collected.snapshot, request.settings)
     report = AuditReport(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import pandas as pd
 
 from agent.progress import Progress
 from providers.base import Provider
@@ -39,7 +41,7 @@ class Collected:
 
 
 def collect(provider: Provider, regions: Sequence[str], window: Window, period: timedelta, at: datetime,
-            progress: Progress) -> Collected:
+            progress: Progress, host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None) -> Collected:
     resources: list[Resource] = []
     usages: list[Usage] = []
     prices: list[PriceQuote] = []
@@ -65,7 +67,8 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
         gpu_running = [r for r in found if r.has_gpu and r.state == ResourceState.RUNNING]
         with progress.stage(f"{cloud} {region}: GPU metrics") as step:
             try:
-                result = provider.usage(region, gpu_running, window, period, on_progress=step.update)
+                result = provider.usage(region, gpu_running, window, period, on_progress=step.update,
+                                        host_metrics_for=host_metrics_for)
                 usages.append(result.usage)
                 gaps += result.gaps
             except ProviderError as exc:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import pandas as pd
 from typing import Protocol
 
 from providers.model import Cloud, CostRecord, Gap, PriceQuote, Resource, Usage, Window
@@ -30,8 +32,13 @@ class Provider(Protocol):
         window: Window,
         period: timedelta,
         on_progress: Callable[[int, int], None] | None = None,
+        host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None,
     ) -> UsageResult:
-        """GPU, CPU and network usage of ``resources``; ``on_progress(done, total)`` as queries complete."""
+        """GPU, CPU and network usage of ``resources``; ``on_progress(done, total)`` as queries complete.
+
+        ``host_metrics_for`` sees the GPU rows first and names the resources (keys) whose CPU and
+        network are worth reading; by default, all with GPU telemetry.
+        """
         ...
 
     def costs(self, window: Window) -> list[CostRecord]: ...

@@ -63,6 +63,19 @@ class IdleReport:
         return self.episodes[self.episodes["key"] == key].reset_index(drop=True)
 
 
+def quiet_gpu_keys(frame: pd.DataFrame, threshold: float) -> set[str]:
+    """Resources with at least one sample in which every reporting GPU was at or below ``threshold``.
+
+    Only these can have an idle period, so only their CPU and network (which can only veto idle)
+    are worth reading: the collect stage asks for no others.
+    """
+    util = frame[frame["metric"] == Metric.GPU_UTIL.value]
+    if util.empty:
+        return set()
+    peak = util.groupby(["resource", "ts"], observed=True)["value"].max()
+    return set(peak[peak <= threshold].index.get_level_values(0).astype(str))
+
+
 @dataclass(frozen=True)
 class _Grids:
     """(instances x periods) float32 grids, NaN where nothing stands for the period."""

@@ -6,8 +6,10 @@ user without the ``aws`` extra can still audit other clouds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
+
+import pandas as pd
 
 from providers.aws import billing, inventory, metrics, pricing
 from providers.aws.client import AwsClients
@@ -43,21 +45,28 @@ class AwsProvider:
         window: Window,
         period: timedelta,
         on_progress: Callable[[int, int], None] | None = None,
+        host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None,
     ) -> UsageResult:
-        ids = {r.ref.id for r in resources}
-        series = metrics.discover_gpu_series(self.clients, region, ids)
-        queries = metrics.build_queries(resources, series, period)
-        done = 0
+        series = metrics.discover_gpu_series(self.clients, region, {r.ref.id for r in resources})
+        measured = [r for r in resources if r.ref.id in series]  # no GPU telemetry: CPU alone would mislead
+        gpu = metrics.gpu_queries(measured, series, period)
+        done, total = 0, len(gpu) + len(measured) * len(metrics.EC2_SERIES)
 
         def advance(n: int) -> None:
             nonlocal done
             done += n
             if on_progress:
-                on_progress(done, len(queries))
+                on_progress(done, total)
 
-        frame, gaps = metrics.fetch(self.clients, region, queries, window, on_batch=advance)
-        listed = set(series)
-        gaps += metrics.telemetry_gaps(resources, frame, region, listed)
+        gpu_frame, gaps = metrics.fetch(self.clients, region, gpu, window, on_batch=advance)
+        if host_metrics_for is not None:
+            wanted = set(host_metrics_for(gpu_frame))
+            measured = [r for r in measured if r.ref.key in wanted]
+            total = len(gpu) + len(measured) * len(metrics.EC2_SERIES)
+        host_frame, host_gaps = metrics.fetch(self.clients, region, metrics.host_queries(measured, period), window,
+                                              on_batch=advance)
+        frame = Usage.concat([Usage(gpu_frame, period), Usage(host_frame, period)], period).frame
+        gaps += host_gaps + metrics.telemetry_gaps(resources, frame, region, set(series))
         return UsageResult(Usage(frame, period), tuple(gaps))
 
     def costs(self, window: Window) -> list[CostRecord]:

@@ -139,20 +139,24 @@ def _gpu_index(value: str | None) -> int:
         return INSTANCE_LEVEL
 
 
-def build_queries(resources: Sequence[Resource], series: dict[str, dict[int, list[Dims]]], period: timedelta) -> list[Query]:
+def gpu_queries(resources: Sequence[Resource], series: dict[str, dict[int, list[Dims]]], period: timedelta) -> list[Query]:
+    """The agent's GPU series of the instances that have any (utilization per period; memory coarser)."""
     queries: list[Query] = []
     for res in resources:
-        iid = res.ref.id
-        if not series.get(iid):
-            continue  # no GPU telemetry: nothing to judge, CPU alone would only mislead
         for name, (metric, stat) in GPU_SERIES.items():
             step = {GPU_MEM_TOTAL_NAME: MEMORY_TOTAL_PERIOD, GPU_MEM_USED_NAME: max(period, MEMORY_USED_PERIOD)}.get(name, period)
-            for gpu, dim_sets in series[iid].items():
+            for gpu, dim_sets in series.get(res.ref.id, {}).items():
                 queries += [Query(res.ref, gpu, metric, CWAGENT, name, dims, stat, step) for dims in dim_sets]
-        for name, (metric, stat, per_second) in EC2_SERIES.items():
-            dims = (("InstanceId", iid),)
-            queries.append(Query(res.ref, INSTANCE_LEVEL, metric, EC2, name, dims, stat, period, per_second))
     return queries
+
+
+def host_queries(resources: Sequence[Resource], period: timedelta) -> list[Query]:
+    """``AWS/EC2`` CPU and network of each instance."""
+    return [
+        Query(res.ref, INSTANCE_LEVEL, metric, EC2, name, (("InstanceId", res.ref.id),), stat, period, per_second)
+        for res in resources
+        for name, (metric, stat, per_second) in EC2_SERIES.items()
+    ]
 
 
 def batches(queries: Sequence[Query], window: Window) -> list[list[Query]]:

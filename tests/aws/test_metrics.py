@@ -157,9 +157,10 @@ def test_reporting_fleet_has_no_gaps(fleet: Fleet) -> None:
     assert fleet.result.usage.period == PERIOD
 
 
-def test_one_discovery_and_one_data_call_for_a_small_fleet(fleet: Fleet) -> None:
+def test_one_discovery_and_two_data_calls_for_a_small_fleet(fleet: Fleet) -> None:
+    """One GetMetricData for the GPU series, then one for the CPU and network of the same instances."""
     assert fleet.calls["cloudwatch.ListMetrics"] == 1
-    assert fleet.calls["cloudwatch.GetMetricData"] == 1
+    assert fleet.calls["cloudwatch.GetMetricData"] == 2
 
 
 def test_rows_outside_the_window_are_dropped(moto: MotoServer) -> None:
@@ -380,12 +381,13 @@ def test_get_metric_data_calls_follow_the_batches(moto: MotoServer) -> None:
     provider = make_provider(moto.url)
     resources = gpu_running(provider)
     period = timedelta(days=1)  # 2 points a query: only the 500-query limit binds
-    queries = n * (3 * gpus + 3)  # 3 agent series per GPU, CPU and network in and out per instance
-    assert queries == 513
+    gpu_queries, host_queries = n * 3 * gpus, n * 3  # 3 agent series per GPU; CPU, network in and out
+    assert (gpu_queries, host_queries) == (456, 57)
 
     result = provider.usage("us-east-1", resources, WINDOW, period)
 
-    assert provider.api_calls()["cloudwatch.GetMetricData"] == math.ceil(queries / metrics.MAX_QUERIES_PER_CALL) == 2
+    calls = math.ceil(gpu_queries / metrics.MAX_QUERIES_PER_CALL) + math.ceil(host_queries / metrics.MAX_QUERIES_PER_CALL)
+    assert provider.api_calls()["cloudwatch.GetMetricData"] == calls == 2
     assert provider.api_calls()["cloudwatch.ListMetrics"] == 1
     assert (result.usage.frame["metric"] == Metric.GPU_UTIL.value).sum() == n * gpus
 
@@ -397,7 +399,27 @@ def test_progress_counts_queries_per_batch(moto: MotoServer) -> None:
 
     provider.usage("us-east-1", gpu_running(provider), WINDOW, timedelta(days=1), on_progress=lambda d, t: seen.append((d, t)))
 
-    assert seen == [(500, 513), (513, 513)]
+    assert seen == [(456, 513), (513, 513)]
+
+
+def test_host_metrics_are_read_only_for_the_instances_asked_for(moto: MotoServer) -> None:
+    ids = _seed_p4d_fleet(moto.url, 3)
+    cw = raw("cloudwatch", moto.url)
+    for iid in ids:
+        seed_ec2(cw, iid)
+    provider = make_provider(moto.url)
+    asked: list[set[str]] = []
+
+    def only_first(gpu_frame: pd.DataFrame) -> set[str]:
+        asked.append(set(gpu_frame["resource"].astype(str)))
+        return {k for k in asked[0] if k.endswith(ids[0])}
+
+    frame = provider.usage("us-east-1", gpu_running(provider), WINDOW, timedelta(days=1),
+                           host_metrics_for=only_first).usage.frame
+
+    assert len(asked[0]) == 3  # it saw the GPU rows of all three
+    cpu_owners = set(frame.loc[frame["metric"] == Metric.CPU_UTIL.value, "resource"].astype(str))
+    assert len(cpu_owners) == 1 and cpu_owners.pop().endswith(ids[0])
 
 
 def test_list_metrics_is_one_pagination_per_region(moto: MotoServer) -> None:

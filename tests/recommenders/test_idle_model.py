@@ -187,3 +187,17 @@ def test_period_length_is_respected():
     report = run([res], FrameBuilder().gpu_util(res, stamps, np.zeros(len(stamps))), win, period=timedelta(hours=1))
     assert report.state.shape == (1, 72)
     assert report.per_resource.loc[res.ref.key, "idle_hours"] == 72.0
+
+
+def test_quiet_gpu_screen_names_only_instances_with_a_quiet_sample():
+    from recommenders.idle import quiet_gpu_keys
+
+    busy, once_quiet, half_quiet = resource("busy", gpus=2), resource("once"), resource("half", gpus=2)
+    win = window(days=1)
+    stamps = times(win)
+    util = np.full(len(stamps), 90.0)
+    dipped = util.copy()
+    dipped[7] = 0.0
+    builder = (FrameBuilder().gpu_util(busy, stamps, [util, util]).gpu_util(once_quiet, stamps, dipped)
+               .gpu_util(half_quiet, stamps, [np.zeros(len(stamps)), util]))  # one GPU always busy
+    assert quiet_gpu_keys(builder.frame(), 5.0) == {once_quiet.ref.key}
