@@ -143,11 +143,12 @@ class Window:
 
     @classmethod
     def ending(cls, end: datetime, length: timedelta, align: timedelta | None = None) -> Window:
-        """The window of ``length`` ending at ``end``, both ends floored to ``align``."""
+        """The window of ``length`` ending at ``end``; with ``align``, both ends fall on its multiples."""
         end = utc(end)
         if align is not None:
             step = int(align.total_seconds())
             end = datetime.fromtimestamp(int(end.timestamp()) // step * step, tz=timezone.utc)
+            length = align * (length // align)
         return cls(end - length, end)
 
     @property

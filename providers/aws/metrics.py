@@ -228,9 +228,8 @@ def _merge_series(frame: pd.DataFrame, queries: Sequence[Query]) -> pd.DataFrame
 
     Where the sets overlap in time (all are maxima), the highest reading is kept.
     """
-    per_series = pd.Series(1, index=pd.MultiIndex.from_tuples([(q.ref.key, q.gpu, q.metric.value) for q in queries]))
-    if not per_series.index.has_duplicates:
-        return frame
+    if len({(q.ref.key, q.gpu, q.metric) for q in queries}) == len(queries):
+        return frame  # one series per GPU and metric: nothing to merge
     keys = ["resource", "gpu", "metric", "ts"]
     merged = frame.groupby(keys, observed=True, sort=False, as_index=False)["value"].max()
     return usage_frame(merged["resource"].astype(str).to_numpy(), merged["gpu"], merged["metric"].astype(str).to_numpy(),
