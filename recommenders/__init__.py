@@ -38,7 +38,7 @@ class Analysis:
 def candidates(snapshot: Snapshot) -> list[Resource]:
     """Running GPU instances that published GPU utilization in the window."""
     frame = snapshot.usage.frame
-    reported = set(frame.loc[frame["metric"] == Metric.GPU_UTIL.value, "resource"].astype(str).unique())
+    reported = set(map(str, frame.loc[frame["metric"] == Metric.GPU_UTIL.value, "resource"].unique()))
     return [r for r in snapshot.resources if r.has_gpu and r.state == ResourceState.RUNNING and r.ref.key in reported]
 
 

@@ -269,7 +269,7 @@ def _refused(q: Query, region: str, status: str) -> Gap:
 
 def telemetry_gaps(resources: Sequence[Resource], frame: pd.DataFrame, region: str, listed: set[str]) -> list[Gap]:
     """A gap for each running GPU instance whose GPUs said nothing in the window."""
-    reported = set(frame.loc[frame["metric"] == Metric.GPU_UTIL.value, "resource"].astype(str).unique())
+    reported = set(map(str, frame.loc[frame["metric"] == Metric.GPU_UTIL.value, "resource"].unique()))
     gaps = []
     for res in resources:
         if res.ref.key in reported or not res.has_gpu or res.state != ResourceState.RUNNING:
