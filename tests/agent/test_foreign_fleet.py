@@ -260,7 +260,6 @@ def _put(cw, namespace, data):
 def seed_fleet(endpoint: str, now: datetime) -> dict[str, str]:
     """Create the fleet through the EC2 and CloudWatch APIs; return {key: instance id}."""
     import boto3
-    from moto.ec2.models import ec2_backends
 
     creds = dict(endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
     ids = {}
@@ -280,14 +279,10 @@ def seed_fleet(endpoint: str, now: datetime) -> dict[str, str]:
         domain = "ec2.internal" if s.region == "us-east-1" else f"{s.region}.compute.internal"
         host = "ip-" + ip.replace(".", "-") + "." + domain
 
-        # A long-running fleet: LaunchTime in the past (moto stamps "now"; AWS would not).
+        # Telemetry starts at the (simulated) launch; moto stamps LaunchTime "now", which the audit does not use.
         launched = now - timedelta(hours=s.launched_h_ago)
-        backend_inst = ec2_backends[ACCOUNT][s.region].get_instance(iid)
         if s.stopped_h_ago is not None:
             ec2.stop_instances(InstanceIds=[iid])
-            when = now - timedelta(hours=s.stopped_h_ago)
-            backend_inst._reason = f"User initiated ({when:%Y-%m-%d %H:%M:%S} GMT)"
-        backend_inst.launch_time = launched
 
         beh = Behaviour(s, now, 20261123 + n)
         start = max(launched + timedelta(minutes=5), now - timedelta(days=14, hours=2))
