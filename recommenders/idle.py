@@ -105,18 +105,17 @@ def _build_grids(frame: pd.DataFrame, keys: Sequence[str], window: Window, perio
     code = {m: i for i, m in enumerate(frame["metric"].cat.categories)}
     value = frame["value"].to_numpy()
 
-    def pick(name: Metric) -> np.ndarray:
-        return np.flatnonzero(keep & (metric == code.get(name.value, -99)))
-
-    util = pick(Metric.GPU_UTIL)
+    picked = {name: np.flatnonzero(keep & (metric == code.get(name.value, -99)))
+              for name in (Metric.GPU_UTIL, Metric.CPU_UTIL, Metric.NET_IN, Metric.NET_OUT)}
+    util = picked[Metric.GPU_UTIL]
     gpu_max = _grid_max(flat[util], value[util], size).reshape(n_rows, n_steps)
     gpu_count = np.bincount(flat[util], minlength=size).astype(np.float32).reshape(n_rows, n_steps)
     per_gpu_rows = np.bincount(rows[util[frame["gpu"].to_numpy()[util] != INSTANCE_LEVEL]], minlength=n_rows) > 0
     aux = {}
     for name in (Metric.CPU_UTIL, Metric.NET_IN, Metric.NET_OUT):
-        sel = pick(name)
+        sel = picked[name]
         aux[name] = _grid_max(flat[sel], value[sel], size).reshape(n_rows, n_steps)
-    del rows, flat, keep, metric, value, util
+    del rows, flat, keep, metric, value, util, picked
 
     gpu_obs = ~np.isnan(gpu_max)
     hold = np.clip(_cadence(gpu_obs, max_hold), 1, max_hold).astype(np.int32)

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ACCOUNT = "123456789012"
 PER_MONTH = 730.0
 WEEKS_PER_MONTH = 730.0 / 168.0
 
