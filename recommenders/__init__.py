@@ -89,6 +89,11 @@ def coverage_gaps(pool: Sequence[Resource], idle: IdleReport, settings: IdleSett
                             f"GPU metrics stopped arriving {silent_h:.0f} h before the window's end while the instance "
                             "runs; the silent time is unknown, never idle",
                             ref.region, ref.id, ref.account, "check that the monitoring agent still runs on the instance"))
+        if row["invalid_gpu_samples"]:
+            gaps.append(Gap(ref.cloud, "gpu-telemetry",
+                            f"{int(row['invalid_gpu_samples'])} GPU utilization samples outside 0-100 % were ignored "
+                            "(treated as missing)", ref.region, ref.id, ref.account,
+                            "check the agent's GPU metrics for sentinel values such as -1"))
         if row["known_hours"] < settings.min_data_hours:
             gaps.append(Gap(ref.cloud, "analysis",
                             f"only {row['known_hours']:.1f} h of usable GPU telemetry in the window; "

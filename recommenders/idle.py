@@ -87,6 +87,7 @@ class _Grids:
     hold: np.ndarray  # (R,) periods each GPU sample stands for
     cpu: np.ndarray
     net: np.ndarray
+    invalid: np.ndarray  # (R,) GPU utilization samples outside 0-100 %, dropped (they stay unknown)
 
 
 def _build_grids(frame: pd.DataFrame, keys: Sequence[str], window: Window, period: timedelta,
@@ -108,6 +109,9 @@ def _build_grids(frame: pd.DataFrame, keys: Sequence[str], window: Window, perio
     picked = {name: np.flatnonzero(keep & (metric == code.get(name.value, -99)))
               for name in (Metric.GPU_UTIL, Metric.CPU_UTIL, Metric.NET_IN, Metric.NET_OUT)}
     util = picked[Metric.GPU_UTIL]
+    in_range = (value[util] >= 0) & (value[util] <= 100)  # a sentinel (-1 for N/A) or garbage is not a reading
+    invalid = np.bincount(rows[util[~in_range]], minlength=n_rows)
+    util = util[in_range]
     gpu_max = _grid_max(flat[util], value[util], size).reshape(n_rows, n_steps)
     gpu_count = np.bincount(flat[util], minlength=size).astype(np.float32).reshape(n_rows, n_steps)
     per_gpu_rows = np.bincount(rows[util[frame["gpu"].to_numpy()[util] != INSTANCE_LEVEL]], minlength=n_rows) > 0
@@ -126,7 +130,7 @@ def _build_grids(frame: pd.DataFrame, keys: Sequence[str], window: Window, perio
         aux[name], _ = _hold(grid, obs, np.clip(_cadence(obs, max_hold), 1, max_hold).astype(np.int32))
     net_in, net_out = aux[Metric.NET_IN], aux[Metric.NET_OUT]
     net = np.where(np.isnan(net_in) & np.isnan(net_out), np.float32(np.nan), np.nan_to_num(net_in) + np.nan_to_num(net_out))
-    return _Grids(gpu_max, gpu_count, gpu_valid, per_gpu_rows, hold, aux[Metric.CPU_UTIL], net)
+    return _Grids(gpu_max, gpu_count, gpu_valid, per_gpu_rows, hold, aux[Metric.CPU_UTIL], net, invalid)
 
 
 def _grid_max(flat: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
@@ -205,6 +209,7 @@ def classify(usage: Usage, resources: Sequence[Resource], window: Window, settin
     per["expected_gpus"] = expected
     per["reporting_gpus_max"] = reporting_max
     per["installed_gpus"] = installed
+    per["invalid_gpu_samples"] = g.invalid
     per["cadence_s"] = g.hold * period.total_seconds()
     per["cpu_published"] = ~np.all(np.isnan(cpu), axis=1) if n_steps else False
     per["net_published"] = ~np.all(np.isnan(net), axis=1) if n_steps else False

@@ -201,3 +201,14 @@ def test_quiet_gpu_screen_names_only_instances_with_a_quiet_sample():
     builder = (FrameBuilder().gpu_util(busy, stamps, [util, util]).gpu_util(once_quiet, stamps, dipped)
                .gpu_util(half_quiet, stamps, [np.zeros(len(stamps)), util]))  # one GPU always busy
     assert quiet_gpu_keys(builder.frame(), 5.0) == {once_quiet.ref.key}
+
+
+def test_out_of_range_utilization_is_missing_not_idle():
+    res = resource("sentinel")
+    win = window(days=2)
+    stamps = times(win)
+    util = np.zeros(len(stamps))
+    util[:300] = -1.0  # "N/A" written as -1
+    report = run([res], FrameBuilder().gpu_util(res, stamps, util), win)
+    assert (report.state[0, :300] == UNKNOWN).all()
+    assert report.per_resource.loc[res.ref.key, "invalid_gpu_samples"] == 300

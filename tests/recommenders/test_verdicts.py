@@ -181,3 +181,13 @@ def test_spot_stop_says_when_a_spot_instance_can_be_stopped():
     inst = replace(sim._i("spotty", "us-east-1", "g5.xlarge", 1, 22.35, sim.IDLE_ALL), spot=True)
     [rec] = analyze(simulated([inst])[0]).recommendations
     assert any("persistent" in note for note in rec.evidence["notes"])
+
+
+def test_out_of_range_samples_are_reported_as_a_gap():
+    res = resource("garbled")
+    win = window(days=3)
+    stamps = times(win)
+    util = np.zeros(len(stamps))
+    util[5] = 250.0
+    analysis = analyze(snapshot([res], FrameBuilder().gpu_util(res, stamps, util).frame(), win))
+    assert any("outside 0-100 %" in g.reason for g in analysis.gaps)
