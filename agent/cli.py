@@ -35,6 +35,7 @@ DEFAULT_PERIOD = timedelta(minutes=5)
 DEMO_PERIOD = timedelta(hours=1)
 _SUFFIX_FORMAT = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -112,6 +113,9 @@ def audit(clouds: tuple[str, ...], regions: tuple[str, ...], profile: str | None
     """Read-only audit: recommend stops and off-hours schedules for idle GPU instances."""
     period = period or (DEMO_PERIOD if demo else DEFAULT_PERIOD)
     _check_window(lookback, period)
+    for region in regions:
+        if not _REGION.match(region):
+            raise click.BadParameter(f"{region!r} is not an AWS region name (like us-east-1)", param_hint="--region")
     fmt = fmt or _default_format(out_file)
     progress = for_terminal(show_progress)
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+import botocore.parsers
 from botocore.config import Config
 
 from providers.errors import AuthError, ConfigurationError, NotFound, ProviderError, Throttled
@@ -133,6 +134,9 @@ def translated(service: str, operation: str, region: str | None = None) -> Itera
                             hint="check network access and AWS_ENDPOINT_URL") from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise ProviderError(f"{where}: {exc}") from exc
+    except botocore.parsers.ResponseParserError as exc:  # not a BotoCoreError: an endpoint that is not AWS
+        raise ProviderError(f"{where}: unreadable answer from the endpoint ({str(exc).splitlines()[0]})",
+                            hint="check AWS_ENDPOINT_URL and the region") from exc
 
 
 def pages(client: Any, operation: str, region: str, **params: Any) -> Iterator[dict[str, Any]]:

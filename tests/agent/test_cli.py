@@ -159,3 +159,17 @@ def test_unknown_profile_is_a_usage_error_naming_it(cloud):
     run = costagent("audit", "--profile", "no-such-profile", "--region", "us-east-1", endpoint=server.url)
     assert run.returncode == 2 and "no-such-profile" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_malformed_region_is_a_usage_error(cloud):
+    server, _ = cloud
+    run = costagent("audit", "--region", "nowhere", endpoint=server.url)
+    assert run.returncode == 2 and "--region" in run.stderr
+
+
+def test_a_region_the_endpoint_cannot_serve_is_a_gap_and_exit_3(cloud):
+    server, _ = cloud
+    run = costagent("audit", "--region", "xx-nowhere-1", "--output", "json", "--no-live-prices", endpoint=server.url)
+    assert run.returncode == 3, run.stderr
+    gaps = json.loads(run.stdout)["gaps"]
+    assert any(g["what"] == "inventory" and g["region"] == "xx-nowhere-1" for g in gaps)
