@@ -173,3 +173,12 @@ def test_a_region_the_endpoint_cannot_serve_is_a_gap_and_exit_3(cloud):
     assert run.returncode == 3, run.stderr
     gaps = json.loads(run.stdout)["gaps"]
     assert any(g["what"] == "inventory" and g["region"] == "xx-nowhere-1" for g in gaps)
+
+
+def test_the_read_only_policy_allows_every_call_an_audit_makes(json_run):
+    policy = json.loads((Path(__file__).resolve().parents[2] / "infra" / "aws" / "audit-readonly-policy.json").read_text())
+    allowed = {action for statement in policy["Statement"] for action in statement["Action"]}
+    made = {name.replace(".", ":", 1) for name in json.loads(json_run.stdout)["api_calls"]}
+    assert made, "the audit made no calls?"
+    assert made <= allowed, f"calls the policy does not allow: {sorted(made - allowed)}"
+    assert all(a.split(":")[1].startswith(("Describe", "List", "Get")) for a in allowed)
