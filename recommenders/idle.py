@@ -300,15 +300,18 @@ def _week_profile(state: np.ndarray, times: pd.DatetimeIndex, period: timedelta)
     n_rows, n_steps = state.shape
     if n_steps == 0:
         return np.zeros((n_rows, 0, SLOTS_PER_WEEK)), np.zeros((n_rows, 0, SLOTS_PER_WEEK))
-    hour = times.floor("h")
-    bounds = np.flatnonzero(np.r_[True, hour[1:] != hour[:-1]])
-    slot = (hour[bounds].day_of_week * 24 + hour[bounds].hour).to_numpy()
-    end = times[-1] + period
-    # A bucket's week: how many whole weeks lie between its first period and the window's end.
-    week = ((end - times[bounds] - period) // pd.Timedelta(days=7)).to_numpy().astype(int)
+    # Week 0 is the last 7 days before the window's end, counted in periods, so weeks are exact even
+    # when the window does not start on the hour; a (week, hour-of-week) bucket may then be split in two.
+    per_week = int(timedelta(days=7) / period)
+    week = (n_steps - 1 - np.arange(n_steps)) // per_week
+    slot = np.asarray(times.day_of_week * 24 + times.hour)
+    key = week * SLOTS_PER_WEEK + slot
+    bounds = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     n_weeks = int(week.max()) + 1
-    busy = np.zeros((n_rows, n_weeks, SLOTS_PER_WEEK), dtype=np.float32)
+    busy = np.zeros((n_rows, n_weeks * SLOTS_PER_WEEK), dtype=np.float32)
     idle = np.zeros_like(busy)
-    np.add.at(busy, (slice(None), week, slot), np.add.reduceat((state == BUSY).astype(np.float32), bounds, axis=1))
-    np.add.at(idle, (slice(None), week, slot), np.add.reduceat((state == IDLE).astype(np.float32), bounds, axis=1))
+    np.add.at(busy, (slice(None), key[bounds]), np.add.reduceat((state == BUSY).astype(np.float32), bounds, axis=1))
+    np.add.at(idle, (slice(None), key[bounds]), np.add.reduceat((state == IDLE).astype(np.float32), bounds, axis=1))
+    busy = busy.reshape(n_rows, n_weeks, SLOTS_PER_WEEK)
+    idle = idle.reshape(n_rows, n_weeks, SLOTS_PER_WEEK)
     return busy, idle

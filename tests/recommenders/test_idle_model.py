@@ -212,3 +212,14 @@ def test_out_of_range_utilization_is_missing_not_idle():
     report = run([res], FrameBuilder().gpu_util(res, stamps, util), win)
     assert (report.state[0, :300] == UNKNOWN).all()
     assert report.per_resource.loc[res.ref.key, "invalid_gpu_samples"] == 300
+
+
+def test_weeks_are_exact_when_the_window_does_not_start_on_the_hour():
+    from datetime import datetime, timezone
+
+    res = resource("a")
+    win = window(days=14, end=datetime(2026, 11, 23, 10, 35, tzinfo=timezone.utc))
+    stamps = times(win)
+    report = run([res], FrameBuilder().gpu_util(res, stamps, np.zeros(len(stamps))), win)
+    # every hour of the week is seen for exactly 12 five-minute periods in each of the two weeks
+    assert (report.week_idle == 12).all()
