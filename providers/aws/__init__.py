@@ -47,6 +47,8 @@ class AwsProvider:
         on_progress: Callable[[int, int], None] | None = None,
         host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None,
     ) -> UsageResult:
+        if not resources:
+            return UsageResult(Usage.empty(period))
         series = metrics.discover_gpu_series(self.clients, region, {r.ref.id for r in resources})
         measured = [r for r in resources if r.ref.id in series]  # no GPU telemetry: CPU alone would mislead
         gpu = metrics.gpu_queries(measured, series, period)
