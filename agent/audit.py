@@ -13,7 +13,7 @@ from agent.collect import collect
 from agent.progress import Progress
 from providers.base import Provider
 from providers.catalog import PriceCatalog
-from providers.model import Cloud, Snapshot, Window
+from providers.model import Snapshot, Window
 from recommenders import Analysis, Settings, analyze
 from recommenders.idle import quiet_gpu_keys
 from reports.model import AuditReport, Summary
@@ -78,7 +78,7 @@ def run_audit(provider: Provider, request: AuditRequest, clock: Clock, progress:
 def summarize(snapshot: Snapshot, analysis: Analysis, regions: Sequence[str]) -> Summary:
     per = analysis.idle.per_resource.loc[list(analysis.analyzed)]
     gpu_types = {r.instance_type for r in snapshot.resources if r.has_gpu}
-    for cloud in {r.ref.cloud for r in snapshot.resources} | {Cloud.AWS}:
+    for cloud in {c.cloud for c in snapshot.costs}:
         gpu_types |= {e.instance_type for e in PriceCatalog.shipped(cloud).entries(cloud)}
     spend = [c.billed_cost for c in snapshot.costs if c.sku in gpu_types and (c.region in regions or c.region is None)]
     return Summary(

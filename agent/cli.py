@@ -118,11 +118,12 @@ def audit(clouds: tuple[str, ...], regions: tuple[str, ...], profile: str | None
             raise click.BadParameter(f"{region!r} is not an AWS region name (like us-east-1)", param_hint="--region")
     fmt = fmt or _default_format(out_file)
     progress = for_terminal(show_progress)
+    clock = SystemClock()
     try:
         with ExitStack() as stack:
-            provider, chosen = stack.enter_context(_provider(demo, profile, live_prices, regions, SystemClock(), lookback))
+            provider, chosen = stack.enter_context(_provider(demo, profile, live_prices, regions, clock, lookback))
             request = AuditRequest(regions=chosen, lookback=lookback, period=period, demo=demo)
-            outcome = run_audit(provider, request, SystemClock(), progress)
+            outcome = run_audit(provider, request, clock, progress)
     except ConfigurationError as exc:
         _fail(f"costagent: {exc.one_line()}", EXIT_USAGE)
     except ProviderError as exc:

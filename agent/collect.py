@@ -89,7 +89,7 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
             failed("costs", None, exc, fatal=False)
     if not costs and not any(g.what == "costs" for g in gaps):
         gaps.append(Gap(cloud, "costs", "the billing API returned no cost data for the window", None, None, None,
-                        "Cost Explorer must be enabled for the account (it can take 24 h after enabling)"))
+                        provider.costs_hint))
 
     snapshot = Snapshot(
         as_of=at,

@@ -22,6 +22,7 @@ class Provider(Protocol):
     """Read side of one cloud. Methods raise ``providers.errors.ProviderError`` on failure."""
 
     cloud: Cloud
+    costs_hint: str  # what to enable when the billing API has no data
 
     def resources(self, region: str) -> list[Resource]: ...
 

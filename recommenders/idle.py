@@ -56,12 +56,6 @@ class IdleReport:
     week_idle: np.ndarray  # (R, W, 168) idle periods
     steps_per_hour: float
 
-    def row(self, key: str) -> int:
-        return self.keys.index(key)
-
-    def intervals(self, key: str) -> pd.DataFrame:
-        return self.episodes[self.episodes["key"] == key].reset_index(drop=True)
-
 
 def quiet_gpu_keys(frame: pd.DataFrame, threshold: float) -> set[str]:
     """Resources with at least one sample in which every reporting GPU was at or below ``threshold``.

@@ -20,6 +20,7 @@ from providers.model import Cloud, CostRecord, PriceQuote, Resource, Usage, Wind
 
 class AwsProvider:
     cloud = Cloud.AWS
+    costs_hint = "Cost Explorer must be enabled for the account (it can take 24 h after enabling)"
 
     def __init__(self, clients: AwsClients | None = None, *, live_prices: bool = True) -> None:
         self.clients = clients or AwsClients()

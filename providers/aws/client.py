@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
+import botocore
 import botocore.exceptions
 import botocore.parsers
 from botocore.config import Config
@@ -141,15 +142,7 @@ def translated(service: str, operation: str, region: str | None = None) -> Itera
 
 def pages(client: Any, operation: str, region: str, **params: Any) -> Iterator[dict[str, Any]]:
     """Every page of a paginated call, errors translated."""
-    paginator = client.get_paginator(_snake(operation))
+    paginator = client.get_paginator(botocore.xform_name(operation))
     with translated(client.meta.service_model.service_name, operation, region):
         yield from paginator.paginate(**params)
 
-
-def _snake(operation: str) -> str:
-    out = []
-    for i, ch in enumerate(operation):
-        if ch.isupper() and i and not operation[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)

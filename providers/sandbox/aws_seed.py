@@ -121,7 +121,7 @@ def seed_costs(endpoint_url: str, fleet: Sequence[SimInstance], end: pd.Timestam
     catalog = PriceCatalog.shipped(Cloud.AWS)
     days = pd.date_range(pd.Timestamp(end).floor("D") - pd.Timedelta(lookback), pd.Timestamp(end).floor("D") + pd.Timedelta(days=1), freq="D")
     times = grid(end, lookback, SIM_PERIOD)
-    running_hours: dict[tuple[str, str], np.ndarray] = {}
+    dollars_per_day: dict[tuple[str, str], np.ndarray] = {}
     for inst in fleet:
         present = simulate(inst, times).present
         per_day = pd.Series(present.astype(float) * SIM_PERIOD.total_seconds() / 3600, index=times).resample("D").sum()
@@ -129,12 +129,12 @@ def seed_costs(endpoint_url: str, fleet: Sequence[SimInstance], end: pd.Timestam
         quotes = {q.pricing_model.value: q.hourly_usd for q in catalog.quotes(Cloud.AWS, inst.region, inst.instance_type)}
         price = quotes.get("spot" if inst.spot else "on-demand", Decimal(0))
         dollars = per_day.reindex(days[:-1], fill_value=0.0).to_numpy() * float(price)
-        running_hours[key] = running_hours.get(key, 0) + dollars
+        dollars_per_day[key] = dollars_per_day.get(key, 0) + dollars
     results = []
     for i, day in enumerate(days[:-1]):
         groups = [
             {"Keys": [itype, region], "Metrics": {"UnblendedCost": {"Amount": f"{amounts[i]:.4f}", "Unit": "USD"}}}
-            for (itype, region), amounts in sorted(running_hours.items()) if amounts[i] > 0
+            for (itype, region), amounts in sorted(dollars_per_day.items()) if amounts[i] > 0
         ]
         results.append({"TimePeriod": {"Start": day.date().isoformat(), "End": days[i + 1].date().isoformat()},
                         "Total": {}, "Groups": groups, "Estimated": False})

@@ -37,10 +37,13 @@ def cloud():
         yield server, seeded
 
 
-def costagent(*args: str, endpoint: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+def costagent(*args: str, endpoint: str, timeout: int = 120, region: str | None = "us-east-1") -> subprocess.CompletedProcess[str]:
+    """The CLI with a clean AWS environment: only the endpoint, dummy keys and (unless None) a default region."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    if region is not None:
+        env["AWS_DEFAULT_REGION"] = region
     return subprocess.run([sys.executable, "-m", "agent.cli", *args], env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
@@ -114,10 +117,7 @@ def test_no_region_anywhere_is_a_usage_error(cloud):
     server, _ = cloud
     env_run = costagent("audit", endpoint=server.url)
     assert env_run.returncode == 0  # AWS_DEFAULT_REGION is set by the helper
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=server.url, AWS_ACCESS_KEY_ID="t", AWS_SECRET_ACCESS_KEY="t",
-               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    run = subprocess.run([sys.executable, "-m", "agent.cli", "audit"], env=env, capture_output=True, text=True, check=False)
+    run = costagent("audit", endpoint=server.url, region=None)
     assert run.returncode == 2 and "region" in run.stderr
 
 
