@@ -17,10 +17,13 @@ import pandas as pd
 
 from agent.progress import Progress
 from providers.base import Provider
+from providers.catalog import PriceCatalog
 from providers.errors import ProviderError
 from providers.model import (
     CostRecord,
     Gap,
+    Group,
+    InstanceTypeSpec,
     PriceQuote,
     Resource,
     ResourceState,
@@ -43,6 +46,10 @@ class Collected:
 def collect(provider: Provider, regions: Sequence[str], window: Window, period: timedelta, at: datetime,
             progress: Progress, host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None) -> Collected:
     resources: list[Resource] = []
+    groups: list[Group] = []
+    offerings: dict[tuple[str, str], frozenset[str]] = {}
+    specs: dict[tuple[str, str], InstanceTypeSpec] = {}
+    catalog = PriceCatalog.shipped(provider.cloud)
     usages: list[Usage] = []
     prices: list[PriceQuote] = []
     gaps: list[Gap] = []
@@ -64,6 +71,10 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
                 failed("inventory", region, exc, fatal=True)
                 continue
         resources += found
+        try:
+            groups += provider.groups(region)
+        except ProviderError as exc:
+            failed("groups", region, exc, fatal=False)
         gpu_running = [r for r in found if r.has_gpu and r.state == ResourceState.RUNNING]
         with progress.stage(f"{cloud} {region}: GPU metrics") as step:
             try:
@@ -78,6 +89,17 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
             prices += provider.prices(region, types, at)
         except ProviderError as exc:
             failed("prices", region, exc, fatal=False)
+        for r in found:
+            specs.setdefault((cloud.value, r.instance_type),
+                             InstanceTypeSpec(r.instance_type, r.vcpu or 0, r.memory_gib or 0.0, r.accelerators))
+        if gpu_running:
+            offered, candidate_quotes = _targets(provider, catalog, region, at, failed)
+            offerings[(cloud.value, region)] = frozenset(offered)
+            prices += [q for q in candidate_quotes if q.instance_type not in types]
+            for itype in offered:
+                spec = catalog.spec(cloud, itype)
+                if spec is not None:
+                    specs.setdefault((cloud.value, itype), spec)
         log.info("event=region_collected cloud=%s region=%s instances=%d gpu_running=%d seconds=%.2f",
                  cloud, region, len(found), len(gpu_running), time.monotonic() - started)
 
@@ -99,5 +121,27 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
         prices={price_key(q): q for q in prices},
         costs=tuple(costs),
         gaps=tuple(gaps),
+        groups=tuple(groups),
+        offerings=offerings,
+        specs=specs,
     )
     return Collected(snapshot, tuple(failures), provider.api_calls())
+
+
+def _targets(provider: Provider, catalog: PriceCatalog, region: str, at: datetime,
+             failed: Callable[[str, str | None, ProviderError, bool], None]) -> tuple[set[str], list[PriceQuote]]:
+    """GPU types a right-size may propose in ``region``: in the price list there, and offered to the account.
+
+    Priced from the shipped catalog (no extra price calls per candidate). When the offerings call
+    fails, the region's price list alone decides, and a gap says so.
+    """
+    listed = {e.instance_type for e in catalog.offered(provider.cloud, region) if e.gpu_count}
+    if not listed:
+        return set(), []
+    try:
+        offered = provider.offered_types(region, sorted(listed)) & listed
+    except ProviderError as exc:
+        failed("offerings", region, exc, fatal=False)
+        offered = listed
+    quotes = [q for t in sorted(offered) for q in catalog.quotes(provider.cloud, region, t)]
+    return offered, quotes

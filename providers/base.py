@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from typing import Protocol
 
-from providers.model import Cloud, CostRecord, Gap, PriceQuote, Resource, Usage, Window
+from providers.model import Cloud, CostRecord, Gap, Group, PriceQuote, Resource, Usage, Window
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,14 @@ class Provider(Protocol):
     costs_hint: str  # what to enable when the billing API has no data
 
     def resources(self, region: str) -> list[Resource]: ...
+
+    def groups(self, region: str) -> list[Group]:
+        """Scaling groups (ASGs, MIGs, scale sets) with their sizes and current members."""
+        ...
+
+    def offered_types(self, region: str, instance_types: Sequence[str]) -> set[str]:
+        """Which of ``instance_types`` the region offers to this account (right-sizing targets)."""
+        ...
 
     def usage(
         self,

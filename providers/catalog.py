@@ -83,6 +83,10 @@ class PriceCatalog:
         gpus = Accelerators(entry.gpu_model, entry.gpu_count, entry.gpu_memory_gib) if entry.gpu_count else None
         return InstanceTypeSpec(instance_type, entry.vcpu, entry.memory_gib, gpus)
 
+    def offered(self, cloud: Cloud, region: str) -> list[CatalogEntry]:
+        """Entries priced in exactly ``region`` (no stand-in): the types its price list says exist there."""
+        return [e for (c, r, _), e in self._by_key.items() if c == cloud and r == region]
+
     def entries(self, cloud: Cloud | None = None) -> list[CatalogEntry]:
         return [e for e in self._by_key.values() if cloud is None or e.cloud == cloud]
 

@@ -53,6 +53,7 @@ class Metric(enum.StrEnum):
     CPU_UTIL = "cpu_util_pct"  # whole instance
     NET_IN = "net_in_bytes_per_s"  # whole instance
     NET_OUT = "net_out_bytes_per_s"  # whole instance
+    GPU_POWER = "gpu_power_w"  # per GPU, where the agent publishes power draw
 
 
 #: ``gpu`` column value for instance-level metrics (CPU, network) and for a
@@ -126,6 +127,42 @@ class Resource:
     @property
     def has_gpu(self) -> bool:
         return self.accelerators is not None and self.accelerators.count > 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledCapacity:
+    """A recurring capacity change of a group (an ASG scheduled action, a MIG scaling schedule)."""
+
+    name: str
+    recurrence: str  # five-field cron expression, evaluated in ``time_zone``
+    min_size: int | None = None
+    max_size: int | None = None
+    desired: int | None = None
+    time_zone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Group:
+    """A scaling group: an AWS Auto Scaling group, a GCP managed instance group, an Azure scale set."""
+
+    ref: ResourceRef  # ``id`` is the group's name
+    kind: str  # "aws-asg" | "gcp-mig" | "azure-vmss"
+    instance_type: str | None  # the type new members launch with (None: mixed or unknown)
+    min_size: int
+    max_size: int
+    desired: int
+    members: tuple[str, ...] = ()  # ``ResourceRef.id`` of the current members
+    #: Seconds from launch until a new member serves (warm-up / health-check grace); None: not declared.
+    warmup_seconds: int | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    scheduled: tuple[ScheduledCapacity, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
+
+    def member_keys(self) -> list[str]:
+        r = self.ref
+        return [ResourceRef(r.cloud, r.account, r.region, m).key for m in self.members]
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +325,21 @@ class Snapshot:
     prices: Mapping[tuple[str, str, str, PricingModel], PriceQuote] = field(default_factory=dict)
     costs: tuple[CostRecord, ...] = ()
     gaps: tuple[Gap, ...] = ()
+    groups: tuple[Group, ...] = ()
+    #: (cloud, region) -> GPU instance types offered there (and priced in ``prices``): right-sizing targets.
+    offerings: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    #: (cloud, instance type) -> its shape, for every type in the fleet and in ``offerings``.
+    specs: Mapping[tuple[str, str], InstanceTypeSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", utc(self.as_of))
+
+    def spec_for(self, cloud: Cloud | str, instance_type: str) -> InstanceTypeSpec | None:
+        return self.specs.get((str(cloud), instance_type))
+
+    def quote(self, cloud: Cloud | str, region: str, instance_type: str,
+              model: PricingModel = PricingModel.ON_DEMAND) -> PriceQuote | None:
+        return self.prices.get((str(cloud), region, instance_type, model))
 
     def price_for(self, resource: Resource) -> PriceQuote | None:
         """The hourly price this resource pays (its own pricing model, on-demand as fallback)."""

@@ -20,6 +20,7 @@ class Kind(enum.StrEnum):
     SPOT = "spot"
     COMMITMENT = "commitment"
     AUTOSCALE = "autoscale"
+    CONSOLIDATE = "consolidate"  # advice: pack mostly idle single-GPU workloads onto fewer instances
 
 
 class Risk(enum.StrEnum):

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from providers.aws import billing, inventory, metrics, pricing
+from providers.aws import billing, groups, inventory, metrics, pricing
 from providers.aws.client import AwsClients
 from providers.base import UsageResult
 from providers.catalog import PriceCatalog
-from providers.model import Cloud, CostRecord, PriceQuote, Resource, Usage, Window
+from providers.model import Cloud, CostRecord, Group, PriceQuote, Resource, Usage, Window
 
 
 class AwsProvider:
@@ -38,6 +38,12 @@ class AwsProvider:
         if found and self._account is None:
             self._account = found[0].ref.account
         return found
+
+    def groups(self, region: str) -> list[Group]:
+        return groups.list_groups(self.clients, region, self._account or "")
+
+    def offered_types(self, region: str, instance_types: Sequence[str]) -> set[str]:
+        return groups.offered_types(self.clients, region, instance_types)
 
     def usage(
         self,
