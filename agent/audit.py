@@ -14,8 +14,7 @@ from agent.progress import Progress
 from providers.base import Provider
 from providers.catalog import PriceCatalog
 from providers.model import Snapshot, Window
-from recommenders import Analysis, Settings, analyze
-from recommenders.idle import quiet_gpu_keys
+from recommenders import Analysis, Settings, analyze, host_metrics_wanted
 from reports.model import AuditReport, Summary
 
 log = logging.getLogger(__name__)
@@ -52,10 +51,9 @@ def run_audit(provider: Provider, request: AuditRequest, clock: Clock, progress:
     window = Window.ending(at, request.lookback, align=request.period)
     log.info("event=audit_start cloud=%s regions=%s window_start=%s window_end=%s", provider.cloud,
              ",".join(request.regions), window.start.isoformat(), window.end.isoformat())
-    # CPU and network only veto idle: read them only for instances whose GPUs were ever quiet.
-    threshold = request.settings.idle.gpu_util_max_pct
+    # CPU and network only veto idle and bound a right-size: read them only where they can matter.
     collected = collect(provider, request.regions, window, request.period, at, progress,
-                        host_metrics_for=lambda gpu_frame: quiet_gpu_keys(gpu_frame, threshold))
+                        host_metrics_for=lambda gpu_frame: host_metrics_wanted(gpu_frame, request.settings))
     with progress.stage("analyze"):
         analysis = analyze(collected.snapshot, request.settings)
     report = AuditReport(
@@ -81,6 +79,11 @@ def summarize(snapshot: Snapshot, analysis: Analysis, regions: Sequence[str]) ->
     for cloud in {c.cloud for c in snapshot.costs}:
         gpu_types |= {e.instance_type for e in PriceCatalog.shipped(cloud).entries(cloud)}
     spend = [c.billed_cost for c in snapshot.costs if c.sku in gpu_types and (c.region in regions or c.region is None)]
+    largest: dict[str, Decimal] = {}  # findings on one resource overlap: count each resource's largest
+    by_kind: dict[str, Decimal] = {}
+    for rec in analysis.recommendations:
+        largest[rec.ref.key] = max(largest.get(rec.ref.key, Decimal(0)), rec.monthly_savings_usd)
+        by_kind[rec.kind.value] = by_kind.get(rec.kind.value, Decimal(0)) + rec.monthly_savings_usd
     return Summary(
         instances=len(snapshot.resources),
         gpu_instances=sum(r.has_gpu for r in snapshot.resources),
@@ -88,6 +91,8 @@ def summarize(snapshot: Snapshot, analysis: Analysis, regions: Sequence[str]) ->
         analyzed=len(analysis.analyzed),
         idle_gpu_hours=float(per["idle_gpu_hours"].sum()) if len(per) else 0.0,
         idle_usd=Decimal(str(round(float(per["idle_usd"].sum()), 2))) if len(per) else Decimal(0),
-        monthly_savings_usd=sum((r.monthly_savings_usd for r in analysis.recommendations), Decimal(0)),
+        monthly_savings_usd=sum(largest.values(), Decimal(0)),
         gpu_spend_usd=sum(spend, Decimal(0)).quantize(Decimal("0.01")) if snapshot.costs else None,
+        savings_by_kind=by_kind,
+        kpis=analysis.kpis,
     )

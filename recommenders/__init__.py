@@ -1,6 +1,12 @@
 """Pure analysis: a Snapshot in, recommendations (and the gaps analysis itself found) out.
 
 No I/O, no clock, no cloud SDK: everything comes from the snapshot, so results are deterministic.
+
+Order and exclusions: members of scaling groups are judged as groups (``autoscale``) only — a
+stopped or resized member would be replaced or undone by its group. A ``stop`` supersedes every
+other finding on the same instance; ``rightsize`` and ``consolidate`` skip stopped instances (and
+consolidation skips right-sized ones); a ``schedule`` may stand beside a right-size (the report's
+total counts only the larger of overlapping findings).
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from providers.model import Gap, Metric, Resource, ResourceState, Snapshot
-from recommenders import gpu_idle, schedule
-from recommenders.idle import IdleReport, IdleSettings, classify
+from recommenders import autoscale, consolidate, gpu_idle, rightsize, schedule
+from recommenders.idle import IdleReport, IdleSettings, classify, quiet_gpu_keys
+from recommenders.kpis import FleetKpis, fleet_kpis
 from recommenders.model import Recommendation
 
-RECOMMENDERS = (gpu_idle.NAME, schedule.NAME)
+RECOMMENDERS = (gpu_idle.NAME, schedule.NAME, rightsize.NAME, consolidate.NAME, autoscale.NAME)
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,11 @@ class Settings:
     idle: IdleSettings = field(default_factory=IdleSettings)
     stop: gpu_idle.StopSettings = field(default_factory=gpu_idle.StopSettings)
     schedule: schedule.ScheduleSettings = field(default_factory=schedule.ScheduleSettings)
+    rightsize: rightsize.RightsizeSettings = field(default_factory=rightsize.RightsizeSettings)
+    consolidate: consolidate.ConsolidateSettings = field(default_factory=consolidate.ConsolidateSettings)
+    autoscale: autoscale.AutoscaleSettings = field(default_factory=autoscale.AutoscaleSettings)
     enabled: tuple[str, ...] = RECOMMENDERS
+    kpi_tag: str = "team"
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class Analysis:
     gaps: tuple[Gap, ...]
     idle: IdleReport
     analyzed: tuple[str, ...]  # resource keys with enough telemetry to judge
+    kpis: FleetKpis | None = None
 
 
 def candidates(snapshot: Snapshot) -> list[Resource]:
@@ -42,22 +54,57 @@ def candidates(snapshot: Snapshot) -> list[Resource]:
     return [r for r in snapshot.resources if r.has_gpu and r.state == ResourceState.RUNNING and r.ref.key in reported]
 
 
+def group_member_keys(snapshot: Snapshot) -> set[str]:
+    """Keys of instances that belong to a scaling group (by the group's member list or the instance's tag)."""
+    keys = {k for g in snapshot.groups for k in g.member_keys()}
+    return keys | {r.ref.key for r in snapshot.resources if r.group}
+
+
+def host_metrics_wanted(gpu_frame: pd.DataFrame, settings: Settings | None = None) -> set[str]:
+    """Resources whose CPU and network are worth reading, given their GPU rows.
+
+    CPU and network veto idle (only instances with quiet GPU periods need them) and bound a
+    right-size (only under-used instances can get one); a saturated training box needs neither.
+    """
+    settings = settings or Settings()
+    wanted = quiet_gpu_keys(gpu_frame, settings.idle.gpu_util_max_pct)
+    if rightsize.NAME in settings.enabled:
+        wanted |= rightsize.wants_host_metrics(gpu_frame, settings.rightsize, settings.idle)
+    if consolidate.NAME in settings.enabled:
+        wanted |= consolidate.host_metrics_keys(gpu_frame, settings.consolidate)
+    return wanted
+
+
 def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Analysis:
     settings = settings or Settings()
     pool = candidates(snapshot)
-    by_key = {r.ref.key: r for r in pool}
     idle = classify(snapshot.usage, pool, snapshot.window, settings.idle)
     _price_idle(snapshot, pool, idle)
+    members = group_member_keys(snapshot)
+    by_key = {r.ref.key: r for r in pool}
     recs: list[Recommendation] = []
-    if gpu_idle.NAME in settings.enabled:
-        recs += gpu_idle.recommend(snapshot, idle, by_key, settings.stop, settings.idle)
+    gaps: list[Gap] = []
+    on = settings.enabled
+    if gpu_idle.NAME in on:
+        recs += gpu_idle.recommend(snapshot, idle, by_key, settings.stop, settings.idle, exclude=members)
     stopped = {r.ref.key for r in recs}
-    if schedule.NAME in settings.enabled:
-        recs += schedule.recommend(snapshot, idle, by_key, settings.schedule, settings.idle, exclude=stopped)
+    if rightsize.NAME in on:
+        recs += rightsize.recommend(snapshot, idle, by_key, settings.rightsize, settings.idle, exclude=stopped | members)
+    resized = {r.ref.key for r in recs} - stopped
+    if consolidate.NAME in on:
+        recs += consolidate.recommend(snapshot, idle, by_key, settings.consolidate, settings.idle,
+                                      exclude=stopped | resized | members)
+    if schedule.NAME in on:
+        recs += schedule.recommend(snapshot, idle, by_key, settings.schedule, settings.idle, exclude=stopped | members)
+    if autoscale.NAME in on:
+        group_recs, group_gaps = autoscale.recommend(snapshot, settings.autoscale, settings.idle)
+        recs += group_recs
+        gaps += group_gaps
     unique = {r.id: r for r in recs}
-    gaps = coverage_gaps(pool, idle, settings.idle)
+    gaps += coverage_gaps(pool, idle, settings.idle)
     analyzed = tuple(k for k in idle.keys if idle.per_resource.at[k, "known_hours"] >= settings.idle.min_data_hours)
-    return Analysis(tuple(unique.values()), tuple(gaps), idle, analyzed)
+    kpis = fleet_kpis(snapshot, idle, settings.idle, settings.kpi_tag) if analyzed else None
+    return Analysis(tuple(unique.values()), tuple(gaps), idle, analyzed, kpis)
 
 
 def _price_idle(snapshot: Snapshot, pool: Sequence[Resource], idle: IdleReport) -> None:
@@ -102,4 +149,4 @@ def coverage_gaps(pool: Sequence[Resource], idle: IdleReport, settings: IdleSett
     return gaps
 
 
-__all__ = ["Analysis", "Settings", "analyze", "candidates"]
+__all__ = ["Analysis", "Settings", "analyze", "candidates", "group_member_keys", "host_metrics_wanted"]

@@ -8,7 +8,7 @@ Monday morning, or a batch box between its usual jobs, is not mistaken for a for
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -40,10 +40,12 @@ def recommend(
     resources: Mapping[str, Resource],
     settings: StopSettings,
     idle_settings: IdleSettings,
+    exclude: Collection[str] = (),
 ) -> list[Recommendation]:
     per = idle.per_resource
     eligible = per[
-        (per["known_hours"] >= idle_settings.min_data_hours)
+        ~per.index.isin(list(exclude))
+        & (per["known_hours"] >= idle_settings.min_data_hours)
         & (per["streak_hours"] >= settings.min_streak_hours)
         & (per["streak_hours"] > settings.prior_margin * per["prior_max_idle_hours"])
     ]

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 
 from reports.model import AuditReport
-from reports.table import header_parts, summary_rows, usd
+from reports.table import TEAM_HEADER, header_parts, summary_rows, team_rows, usd
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 # The backslash too, so a backslash in the text cannot cancel one of ours (`\[x]` stays literal);
@@ -84,6 +84,11 @@ def render_markdown(report: AuditReport) -> str:
         header[-1] = "**DEMO**"
     lines = ["# costagent audit", "", " · ".join(header), "", "## Summary", ""]
     lines += [f"- {label}: {value}" for label, value in summary_rows(report)]  # our own numbers
+    teams = team_rows(report)
+    if teams and report.summary.kpis is not None:
+        lines += ["", f"## By {md_text(report.summary.kpis.tag_key)}", ""]
+        lines += _table(TEAM_HEADER, ("---",) + ("---:",) * (len(TEAM_HEADER) - 1),
+                        [(md_text(row[0]), *row[1:]) for row in teams])
     lines += ["", "## Recommendations", ""]
     lines += _recommendations(report)
     lines += ["", "## Gaps", ""]

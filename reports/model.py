@@ -14,9 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 from providers.model import Gap, Window, utc
+from recommenders.kpis import FleetKpis, TeamKpi
 from recommenders.model import Recommendation
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,12 @@ class Summary:
     analyzed: int  # running GPU instances with enough telemetry to judge
     idle_gpu_hours: float  # over the window, analyzed instances
     idle_usd: Decimal  # the same hours priced at each instance's hourly rate
-    monthly_savings_usd: Decimal  # sum over recommendations
+    #: Sum over resources of each resource's largest finding (findings on one resource overlap:
+    #: a schedule and a right-size of the same instance do not add up).
+    monthly_savings_usd: Decimal
     gpu_spend_usd: Decimal | None  # billed GPU instance spend in the window; None: billing not read
+    savings_by_kind: Mapping[str, Decimal] = field(default_factory=dict)  # each kind's own sum (overlapping)
+    kpis: FleetKpis | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,36 @@ def recommendation_dict(rec: Recommendation) -> dict[str, Any]:
     }
 
 
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def team_dict(team: TeamKpi) -> dict[str, Any]:
+    return {
+        "team": team.team,
+        "instances": team.instances,
+        "gpus": team.gpus,
+        "gpu_hours": _round(team.gpu_hours, 2),
+        "busy_gpu_hours": _round(team.busy_gpu_hours, 2),
+        "cost_usd": _money(team.cost_usd),
+        "usd_per_busy_gpu_hour": _money(team.usd_per_busy_gpu_hour),
+        "idle_usd": _money(team.idle_usd),
+        "energy_kwh": _round(team.energy_kwh, 2),
+        "co2e_kg": _round(team.co2e_kg, 2),
+    }
+
+
+def kpis_dict(kpis: FleetKpis) -> dict[str, Any]:
+    return {
+        "tag_key": kpis.tag_key,
+        "total": team_dict(kpis.total),
+        "teams": [team_dict(t) for t in kpis.teams],
+        "energy_measured_instances": kpis.energy_measured_instances,
+        "energy_estimated_instances": kpis.energy_estimated_instances,
+        "factors": dict(kpis.factors),
+    }
+
+
 def gap_dict(gap: Gap) -> dict[str, Any]:
     return {
         "cloud": gap.cloud.value,
@@ -115,6 +150,8 @@ def to_dict(report: AuditReport) -> dict[str, Any]:
             "idle_usd": _money(s.idle_usd),
             "monthly_savings_usd": _money(s.monthly_savings_usd),
             "gpu_spend_usd": _money(s.gpu_spend_usd),
+            "savings_by_kind": {k: _money(v) for k, v in sorted(s.savings_by_kind.items())},
+            "kpis": None if s.kpis is None else kpis_dict(s.kpis),
         },
         "recommendations": [recommendation_dict(r) for r in report.recommendations],
         "gaps": [gap_dict(g) for g in report.gaps],

@@ -58,6 +58,35 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("Idle cost", usd(s.idle_usd)),
         ("GPU spend in window", spend),
         ("Potential savings", f"{usd(s.monthly_savings_usd)} / month"),
+    ] + kpi_rows(report)
+
+
+def kpi_rows(report: AuditReport) -> list[tuple[str, str]]:
+    k = report.summary.kpis
+    if k is None:
+        return []
+    total = k.total
+    per_busy = "-" if total.usd_per_busy_gpu_hour is None else usd(total.usd_per_busy_gpu_hour)
+    method = f"{k.energy_measured_instances} measured, {k.energy_estimated_instances} estimated"
+    return [
+        ("Cost per busy GPU-hour", f"{per_busy} ({total.busy_gpu_hours:,.1f} of {total.gpu_hours:,.1f} GPU-hours busy)"),
+        ("GPU energy", f"{total.energy_kwh:,.1f} kWh, {total.co2e_kg:,.1f} kg CO2e ({method})"),
+    ]
+
+
+TEAM_HEADER = ("team", "instances", "GPU-h busy", "cost", "$/busy GPU-h", "idle cost", "kWh", "kg CO2e")
+
+
+def team_rows(report: AuditReport) -> list[tuple[str, ...]]:
+    """One row per team of the KPI block (team names came from tags: the caller escapes them)."""
+    k = report.summary.kpis
+    if k is None:
+        return []
+    return [
+        (t.team, f"{t.instances}", f"{t.busy_gpu_hours:,.1f} / {t.gpu_hours:,.1f}", usd(t.cost_usd),
+         "-" if t.usd_per_busy_gpu_hour is None else usd(t.usd_per_busy_gpu_hour), usd(t.idle_usd),
+         f"{t.energy_kwh:,.1f}", f"{t.co2e_kg:,.1f}")
+        for t in k.teams
     ]
 
 
@@ -133,6 +162,15 @@ def _gaps_table(report: AuditReport) -> Table:
     return table
 
 
+def _teams_table(report: AuditReport) -> Table:
+    table = _table(f"By {report.summary.kpis.tag_key if report.summary.kpis else 'team'}")
+    for i, name in enumerate(TEAM_HEADER):
+        table.add_column(name, justify="left" if i == 0 else "right", overflow="fold")
+    for row in team_rows(report):
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
 def render_table(report: AuditReport, width: int = 120, color: bool = False) -> str:
     """The report for a terminal: header, summary, recommendations, gaps, and how to get JSON."""
     console, out = _console(width, color)
@@ -145,6 +183,9 @@ def render_table(report: AuditReport, width: int = 120, color: bool = False) -> 
         summary.add_row(Text(label), Text(value))
     console.print(summary)
     console.print()
+    if team_rows(report):
+        console.print(_teams_table(report))
+        console.print()
     if report.recommendations:
         console.print(_recommendations_table(report.recommendations, compact=width < COMPACT_BELOW))
     else:

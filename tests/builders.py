@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
+from providers.catalog import PriceCatalog
 from providers.model import (
     INSTANCE_LEVEL,
     Accelerators,
@@ -91,15 +93,51 @@ def snapshot(resources: Sequence[Resource], frame: pd.DataFrame, win: Window | N
     return Snapshot(win.end, win, tuple(resources), Usage(frame, period), {price_key(q): q for q in quotes})
 
 
-def simulated(fleet: Sequence[SimInstance], win: Window | None = None, period: timedelta = PERIOD) -> tuple[Snapshot, dict[str, Resource]]:
-    """A snapshot of simulated instances: GPU, CPU and network straight from ``simulate``."""
+def catalog_resource(name: str, itype: str, region: str, state: ResourceState = ResourceState.RUNNING,
+                     spot: bool = False, tags: dict[str, str] | None = None) -> Resource:
+    """A resource shaped like the shipped catalog's ``itype`` (GPU model, count, memory, vCPU, RAM)."""
+    spec = PriceCatalog.shipped(Cloud.AWS).spec(Cloud.AWS, itype)
+    return Resource(
+        ref=ResourceRef(Cloud.AWS, "111122223333", region, f"i-{name}"),
+        instance_type=itype, state=state,
+        pricing_model=PricingModel.SPOT if spot else PricingModel.ON_DEMAND,
+        accelerators=spec.accelerators if spec else None,
+        tags=tags or {"Name": name},
+        vcpu=spec.vcpu if spec else None, memory_gib=spec.memory_gib if spec else None,
+    )
+
+
+def with_catalog(snap: Snapshot) -> Snapshot:
+    """``snap`` priced from the shipped catalog, with every region's GPU types as offerings and specs
+    (what agent/collect.py assembles from a real cloud)."""
+    catalog = PriceCatalog.shipped(Cloud.AWS)
+    regions = {r.ref.region for r in snap.resources}
+    offerings = {("aws", region): frozenset(e.instance_type for e in catalog.offered(Cloud.AWS, region) if e.gpu_count)
+                 for region in regions}
+    types = {t for o in offerings.values() for t in o} | {r.instance_type for r in snap.resources}
+    specs = {("aws", t): spec for t in types if (spec := catalog.spec(Cloud.AWS, t)) is not None}
+    quotes = [q for region in regions for t in types for q in catalog.quotes(Cloud.AWS, region, t)]
+    return replace(snap, prices={price_key(q): q for q in quotes}, offerings=offerings, specs=specs)
+
+
+def simulated(fleet: Sequence[SimInstance], win: Window | None = None, period: timedelta = PERIOD,
+              catalog: bool = False) -> tuple[Snapshot, dict[str, Resource]]:
+    """A snapshot of simulated instances: GPU, CPU and network straight from ``simulate``.
+
+    With ``catalog``, instances are shaped and priced like the shipped catalog's types (and GPU memory
+    used is published hourly, as the AWS provider reads it); otherwise every instance is an A10G box
+    at ``HOURLY``.
+    """
     win = win or window(period=period)
     stamps = times(win, period)
     builder = FrameBuilder()
     by_name = {}
     for inst in fleet:
         state = ResourceState.RUNNING if inst.running else ResourceState.STOPPED
-        res = resource(inst.name, inst.gpus, inst.instance_type, state, inst.region, inst.spot)
+        if catalog:
+            res = catalog_resource(inst.name, inst.instance_type, inst.region, state, inst.spot, inst.tags)
+        else:
+            res = resource(inst.name, inst.gpus, inst.instance_type, state, inst.region, inst.spot)
         by_name[inst.name] = res
         if not inst.running:
             continue
@@ -110,4 +148,9 @@ def simulated(fleet: Sequence[SimInstance], win: Window | None = None, period: t
         builder.add(res, Metric.CPU_UTIL, stamps, np.where(present, series.cpu, np.nan))
         builder.add(res, Metric.NET_IN, stamps, np.where(present, series.net_in, np.nan))
         builder.add(res, Metric.NET_OUT, stamps, np.where(present, series.net_out, np.nan))
-    return snapshot(list(by_name.values()), builder.frame(), win, period), by_name
+        if catalog and inst.publishes_gpu:
+            hourly = pd.DataFrame(np.where(present[None, :], series.gpu_mem_used, np.nan).T, index=stamps).resample("1h").max()
+            for gpu in range(inst.gpus):
+                builder.add(res, Metric.GPU_MEM_USED, pd.DatetimeIndex(hourly.index), hourly[gpu].to_numpy(), gpu)
+    snap = snapshot(list(by_name.values()), builder.frame(), win, period)
+    return (with_catalog(snap) if catalog else snap), by_name

@@ -58,7 +58,8 @@ class AwsProvider:
             return UsageResult(Usage.empty(period))
         series = metrics.discover_gpu_series(self.clients, region, {r.ref.id for r in resources})
         measured = [r for r in resources if r.ref.id in series]  # no GPU telemetry: CPU alone would mislead
-        gpu = metrics.gpu_queries(measured, series, period)
+        power = metrics.discover_power_series(self.clients, region, set(series)) if series else {}
+        gpu = metrics.gpu_queries(measured, series, period, power=power)
         done, total = 0, len(gpu) + len(measured) * len(metrics.EC2_SERIES)
 
         def advance(n: int) -> None:

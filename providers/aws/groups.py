@@ -34,12 +34,19 @@ def list_groups(clients: AwsClients, region: str, account: str) -> list[Group]:
     return [_group(g, region, account, scheduled.get(str(g["AutoScalingGroupName"]), [])) for g in raw]
 
 
+def _is_member(state: str) -> bool:
+    """In service, on its way in, or in standby (still running, still billed); not leaving the group."""
+    return not state.startswith(("Terminat", "Detach"))
+
+
 def _group(item: dict[str, Any], region: str, account: str, scheduled: list[ScheduledCapacity]) -> Group:
     name = str(item["AutoScalingGroupName"])
-    members = [m for m in item.get("Instances", []) or [] if m.get("LifecycleState") not in ("Terminating", "Terminated")]
+    members = [m for m in item.get("Instances", []) or [] if _is_member(str(m.get("LifecycleState", "")))]
     types = {str(m["InstanceType"]) for m in members if m.get("InstanceType")}
     arn = str(item.get("AutoScalingGroupARN", ""))
     owner = arn.split(":")[4] if arn.count(":") >= 5 else account
+    # The declared warm-up, else the health-check grace period (AWS's API default is 0, the console's
+    # and moto's 300 s); the recommender takes its own start-up setting as a floor either way.
     warmup = item.get("DefaultInstanceWarmup") or item.get("HealthCheckGracePeriod")
     return Group(
         ref=ResourceRef(Cloud.AWS, owner or account, region, name),

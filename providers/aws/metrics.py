@@ -6,7 +6,8 @@ model), the host name as ``host`` unless dropped, and ``InstanceId`` (and friend
 ``append_dimensions`` is set. Which dimension sets exist differs per fleet, so they are discovered
 with ``ListMetrics`` (once a region, not per instance) and then fetched with
 batched ``GetMetricData`` calls: at most 500 queries and 100,800 data points per call, pages
-followed.
+followed. Where the agent also publishes ``nvidia_smi_power_draw`` (watts), a second ``ListMetrics``
+finds it and its hourly mean is read with the other GPU series (``Metric.GPU_POWER``, per GPU).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ Dims = tuple[tuple[str, str], ...]  # (name, value) pairs in the order CloudWatc
 GPU_UTIL_NAME = "nvidia_smi_utilization_gpu"
 GPU_MEM_USED_NAME = "nvidia_smi_memory_used"
 GPU_MEM_TOTAL_NAME = "nvidia_smi_memory_total"
+#: Board power draw in watts, published only where the agent's ``nvidia_gpu`` measurement list names ``power_draw``.
+GPU_POWER_NAME = "nvidia_smi_power_draw"
+#: Energy needs the mean draw, and an hourly mean is as good as a finer one for kWh: few points.
+POWER_PERIOD = timedelta(hours=1)
+POWER_STAT = "Average"
 
 #: CWAgent metric name -> (canonical metric, statistic). The maximum keeps a short burst of
 #: GPU work inside a period visible: a period is idle only if every sample in it was.
@@ -105,12 +111,26 @@ def discover_gpu_series(clients: AwsClients, region: str, instance_ids: set[str]
     without ``index`` is the agent's rollup over all GPUs, kept under ``INSTANCE_LEVEL`` only
     when no per-GPU series exists.
     """
+    return _discover(clients, region, instance_ids, GPU_UTIL_NAME)
+
+
+def discover_power_series(clients: AwsClients, region: str, instance_ids: set[str]) -> dict[str, dict[int, list[Dims]]]:
+    """Like ``discover_gpu_series``, for ``nvidia_smi_power_draw``: one more ``ListMetrics`` pagination a region.
+
+    Power draw is not in the agent's default field list, so whether an instance publishes it is
+    only known by listing; call it only for regions with GPU telemetry (``instance_ids``: the
+    instances ``discover_gpu_series`` found).
+    """
+    return _discover(clients, region, instance_ids, GPU_POWER_NAME)
+
+
+def _discover(clients: AwsClients, region: str, instance_ids: set[str], name: str) -> dict[str, dict[int, list[Dims]]]:
     client = clients.client("cloudwatch", region)
     found: dict[str, dict[int, list[Dims]]] = defaultdict(lambda: defaultdict(list))
     seen: set[Dims] = set()
-    for page in pages(client, "ListMetrics", region, Namespace=CWAGENT, MetricName=GPU_UTIL_NAME):
+    for page in pages(client, "ListMetrics", region, Namespace=CWAGENT, MetricName=name):
         for metric in page.get("Metrics", []):
-            if metric.get("Namespace", CWAGENT) != CWAGENT or metric.get("MetricName") != GPU_UTIL_NAME:
+            if metric.get("Namespace", CWAGENT) != CWAGENT or metric.get("MetricName") != name:
                 continue
             # Kept in the order CloudWatch listed them: moto matches dimension lists order-sensitively.
             dims = tuple((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
@@ -139,14 +159,24 @@ def _gpu_index(value: str | None) -> int:
         return INSTANCE_LEVEL
 
 
-def gpu_queries(resources: Sequence[Resource], series: dict[str, dict[int, list[Dims]]], period: timedelta) -> list[Query]:
-    """The agent's GPU series of the instances that have any (utilization per period; memory coarser)."""
+def gpu_queries(resources: Sequence[Resource], series: dict[str, dict[int, list[Dims]]], period: timedelta,
+                power: dict[str, dict[int, list[Dims]]] | None = None) -> list[Query]:
+    """The agent's GPU series of the instances that have any (utilization per period; memory coarser).
+
+    ``power`` (from ``discover_power_series``) adds the power draw of the instances that publish
+    it: the hourly mean in watts per GPU, batched with the other GPU series. Without it (or for an
+    instance without a power series) no power query is made.
+    """
     queries: list[Query] = []
     for res in resources:
         for name, (metric, stat) in GPU_SERIES.items():
             step = {GPU_MEM_TOTAL_NAME: MEMORY_TOTAL_PERIOD, GPU_MEM_USED_NAME: max(period, MEMORY_USED_PERIOD)}.get(name, period)
             for gpu, dim_sets in series.get(res.ref.id, {}).items():
                 queries += [Query(res.ref, gpu, metric, CWAGENT, name, dims, stat, step) for dims in dim_sets]
+        if res.ref.id in series:
+            for gpu, dim_sets in (power or {}).get(res.ref.id, {}).items():
+                queries += [Query(res.ref, gpu, Metric.GPU_POWER, CWAGENT, GPU_POWER_NAME, dims, POWER_STAT,
+                                  max(period, POWER_PERIOD)) for dims in dim_sets]
     return queries
 
 
@@ -226,7 +256,7 @@ def fetch(
 def _merge_series(frame: pd.DataFrame, queries: Sequence[Query]) -> pd.DataFrame:
     """One row per (resource, GPU, metric, period): a GPU read under several dimension sets is merged.
 
-    Where the sets overlap in time (all are maxima), the highest reading is kept.
+    Where the sets overlap in time (maxima, or power means of the same GPU), the highest reading is kept.
     """
     if len({(q.ref.key, q.gpu, q.metric) for q in queries}) == len(queries):
         return frame  # one series per GPU and metric: nothing to merge

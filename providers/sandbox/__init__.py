@@ -16,8 +16,10 @@ import boto3
 import pandas as pd
 from moto.server import ThreadedMotoServer
 
+from providers.sandbox.aws_groups import seed_groups
 from providers.sandbox.aws_seed import Seeded, seed_costs, seed_fleet
 from providers.sandbox.fleet import SimInstance, demo_fleet
+from providers.sandbox.groups import SimGroup, demo_groups
 
 DEMO_CREDENTIALS = {"aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
 
@@ -52,6 +54,8 @@ class DemoCloud:
     server: MotoServer
     fleet: tuple[SimInstance, ...]
     seeded: Seeded
+    groups: tuple[SimGroup, ...] = ()
+    group_members: dict[str, list[str]] | None = None  # group name -> member instance ids
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -64,11 +68,17 @@ def demo_cloud(
     lookback: timedelta = timedelta(days=14),
     fleet: Sequence[SimInstance] | None = None,
     cadence: timedelta = timedelta(hours=1),
+    groups: Sequence[SimGroup] | None = None,
 ) -> Iterator[DemoCloud]:
+    """The demo fleet (or ``fleet``) and its scaling groups (``demo_groups()`` with the demo fleet, none
+    with a fleet of the caller's unless ``groups`` is given) on a fresh moto server."""
     fleet = tuple(fleet if fleet is not None else demo_fleet())
-    regions = tuple(sorted({i.region for i in fleet}))
+    groups = tuple(groups if groups is not None else (demo_groups() if fleet == tuple(demo_fleet()) else ()))
+    regions = tuple(sorted({i.region for i in fleet} | {g.region for g in groups}))
     end = pd.Timestamp(now)
     with moto_server(regions) as server:
         seeded = seed_fleet(server.session(), fleet, end, lookback, cadence, endpoint_url=server.url)
-        seed_costs(server.url, fleet, end, lookback)
-        yield DemoCloud(server, fleet, seeded)
+        members = seed_groups(server.session(), groups, end, lookback, cadence, endpoint_url=server.url) if groups else {}
+        seed_costs(server.url, fleet, end, lookback,
+                   [(g.instance_type, g.region) for g in groups for _ in members.get(g.name, [])])
+        yield DemoCloud(server, fleet, seeded, groups, members)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from providers.catalog import PriceCatalog
 from providers.model import Cloud
-from providers.sandbox.fleet import SIM_PERIOD, SimInstance, grid, simulate
+from providers.sandbox.fleet import SIM_PERIOD, Series, SimInstance, grid, simulate
 
 DEMO_AMI = "ami-12c6146b"  # one of moto's built-in images
 PUT_BATCH = 1000  # PutMetricData accepts up to 1,000 metrics a call
@@ -80,31 +80,37 @@ def _launch(ec2: Any, inst: SimInstance) -> dict[str, Any]:
 
 
 def _datums(inst: SimInstance, described: dict[str, Any], times: pd.DatetimeIndex, every: int) -> Iterable[tuple[str, dict[str, Any]]]:
-    series = simulate(inst, times)
     iid = described["InstanceId"]
     host = described.get("PrivateDnsName") or iid
+    yield from series_datums(iid, host, simulate(inst, times), inst.instance_type, inst.gpus if inst.publishes_gpu else 0,
+                             inst.gpu_memory_mib, every)
+
+
+def series_datums(iid: str, host: str, series: Series, instance_type: str, gpus: int, gpu_memory_mib: float,
+                  every: int) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(namespace, datum) pairs for one instance's simulated series, as the real publishers shape them:
+    one sample every ``every`` periods while present, anchored at the newest; ``gpus=0``: no GPU agent."""
     picks = np.flatnonzero(series.present)[::-1][::every][::-1]  # anchored at the newest sample
-    stamps = [times[i].to_pydatetime() for i in picks]
     instance_dims = [{"Name": "InstanceId", "Value": iid}]
-    for k, ts in zip(picks, stamps, strict=True):
-        yield "AWS/EC2", _datum("CPUUtilization", instance_dims, ts, series.cpu[k], "Percent")
-        yield "AWS/EC2", _datum("NetworkIn", instance_dims, ts, series.net_in[k] * BASIC_PERIOD_S, "Bytes")
-        yield "AWS/EC2", _datum("NetworkOut", instance_dims, ts, series.net_out[k] * BASIC_PERIOD_S, "Bytes")
-        if not inst.publishes_gpu:
-            continue
-        for gpu in range(inst.gpus):
+    name = gpu_name(instance_type)
+    for k in picks:
+        ts = series.times[k].to_pydatetime()
+        yield "AWS/EC2", datum("CPUUtilization", instance_dims, ts, series.cpu[k], "Percent")
+        yield "AWS/EC2", datum("NetworkIn", instance_dims, ts, series.net_in[k] * BASIC_PERIOD_S, "Bytes")
+        yield "AWS/EC2", datum("NetworkOut", instance_dims, ts, series.net_out[k] * BASIC_PERIOD_S, "Bytes")
+        for gpu in range(gpus):
             dims = instance_dims + [
                 {"Name": "index", "Value": str(gpu)},
-                {"Name": "name", "Value": _gpu_name(inst)},
+                {"Name": "name", "Value": name},
                 {"Name": "host", "Value": host},
             ]
-            yield "CWAgent", _datum("nvidia_smi_utilization_gpu", dims, ts, series.gpu_util[gpu, k], "Percent")
-            yield "CWAgent", _datum("nvidia_smi_memory_used", dims, ts, series.gpu_mem_used[gpu, k], "Megabytes")
+            yield "CWAgent", datum("nvidia_smi_utilization_gpu", dims, ts, series.gpu_util[gpu, k], "Percent")
+            yield "CWAgent", datum("nvidia_smi_memory_used", dims, ts, series.gpu_mem_used[gpu, k], "Megabytes")
             if ts.hour == 0 or k == picks[0]:  # constant: once a day is enough for the daily query
-                yield "CWAgent", _datum("nvidia_smi_memory_total", dims, ts, inst.gpu_memory_mib, "Megabytes")
+                yield "CWAgent", datum("nvidia_smi_memory_total", dims, ts, gpu_memory_mib, "Megabytes")
 
 
-def _datum(name: str, dims: list[dict[str, str]], ts: Any, value: float, unit: str) -> dict[str, Any]:
+def datum(name: str, dims: list[dict[str, str]], ts: Any, value: float, unit: str) -> dict[str, Any]:
     return {"MetricName": name, "Dimensions": dims, "Timestamp": ts, "Value": round(float(value), 3), "Unit": unit}
 
 
@@ -112,12 +118,16 @@ _GPU_NAMES = {"p4d": "NVIDIA A100-SXM4-40GB", "p5": "NVIDIA H100 80GB HBM3", "g5
               "g6e": "NVIDIA L40S", "g4dn": "Tesla T4", "p3": "Tesla V100-SXM2-16GB"}
 
 
-def _gpu_name(inst: SimInstance) -> str:
-    return _GPU_NAMES.get(inst.instance_type.split(".")[0], "NVIDIA GPU")
+def gpu_name(instance_type: str) -> str:
+    """The GPU's name as nvidia-smi reports it on ``instance_type`` (the agent's ``name`` dimension)."""
+    return _GPU_NAMES.get(instance_type.split(".")[0], "NVIDIA GPU")
 
 
-def seed_costs(endpoint_url: str, fleet: Sequence[SimInstance], end: pd.Timestamp, lookback: timedelta) -> None:
-    """Queue a Cost Explorer answer for the window (moto replays queued results) from catalog prices."""
+def seed_costs(endpoint_url: str, fleet: Sequence[SimInstance], end: pd.Timestamp, lookback: timedelta,
+               group_members: Sequence[tuple[str, str]] = ()) -> None:
+    """Queue a Cost Explorer answer for the window (moto replays queued results) from catalog prices.
+
+    ``group_members``: (instance type, region) of each scaling-group member, running the whole window."""
     catalog = PriceCatalog.shipped(Cloud.AWS)
     days = pd.date_range(pd.Timestamp(end).floor("D") - pd.Timedelta(lookback), pd.Timestamp(end).floor("D") + pd.Timedelta(days=1), freq="D")
     times = grid(end, lookback, SIM_PERIOD)
@@ -130,6 +140,12 @@ def seed_costs(endpoint_url: str, fleet: Sequence[SimInstance], end: pd.Timestam
         price = quotes.get("spot" if inst.spot else "on-demand", Decimal(0))
         dollars = per_day.reindex(days[:-1], fill_value=0.0).to_numpy() * float(price)
         dollars_per_day[key] = dollars_per_day.get(key, 0) + dollars
+    for itype, region in group_members:
+        price = next((q.hourly_usd for q in catalog.quotes(Cloud.AWS, region, itype) if q.pricing_model.value == "on-demand"),
+                     Decimal(0))
+        hours = pd.Series(SIM_PERIOD.total_seconds() / 3600, index=times).resample("D").sum()
+        dollars = hours.reindex(days[:-1], fill_value=0.0).to_numpy() * float(price)
+        dollars_per_day[(itype, region)] = dollars_per_day.get((itype, region), 0) + dollars
     results = []
     for i, day in enumerate(days[:-1]):
         groups = [

@@ -26,7 +26,10 @@ ONE_BUSY = "one-gpu-busy"  # multi-GPU box with one busy GPU
 NO_AGENT = "no-agent"  # GPU instance without the CloudWatch agent's GPU metrics
 STOPPED = "stopped"
 NEW = "new"  # launched less than 30 h ago
-BEHAVIOURS = (FORGOTTEN, IDLE_ALL, OFFICE, TRAINING, BURSTY, INFERENCE, ONE_BUSY, NO_AGENT, STOPPED, NEW)
+OVERSIZED = "oversized"  # small model served around the clock on a big GPU: never idle, never near its limits
+LIGHT = "light"  # a dev endpoint that keeps its GPU a little busy all the time (6-18 %), small memory
+BEHAVIOURS = (FORGOTTEN, IDLE_ALL, OFFICE, TRAINING, BURSTY, INFERENCE, ONE_BUSY, NO_AGENT, STOPPED, NEW, OVERSIZED,
+              LIGHT)
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,13 @@ class SimInstance:
     gpus: int
     gpu_memory_mib: float
     behaviour: str
-    expect: str | None = None  # "stop" | "schedule" | None: the verdict a correct audit reaches
+    expect: str | None = None  # "stop" | "schedule" | "rightsize" | "consolidate" | None: a correct audit's verdict
     expect_gap: bool = False  # a correct audit lists it as a gap
     spot: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     idle_days: float = 0.0  # FORGOTTEN: idle for this long before the end of the window
     age_hours: float = 0.0  # NEW: data only for this long
+    level: float = 1.0  # LIGHT: utilization scale
 
     @property
     def running(self) -> bool:
@@ -104,7 +108,7 @@ def _busy_pattern(inst: SimInstance, times: pd.DatetimeIndex, rng: np.random.Gen
         row = (minutes % 120) >= 10  # a 10-minute checkpoint write every 2 hours
     elif b == BURSTY:
         row = _jobs(times, rng, mean_gap_h=5.0, dur_h=(0.5, 2.0))
-    elif b in (INFERENCE, ONE_BUSY):
+    elif b in (INFERENCE, ONE_BUSY, OVERSIZED, LIGHT):
         row = every
     else:
         raise ValueError(f"unknown behaviour {b!r}")
@@ -122,13 +126,23 @@ def simulate(inst: SimInstance, times: pd.DatetimeIndex) -> Series:
         hours = np.asarray(times.hour + times.minute / 60)
         load = 45 + 30 * np.sin((hours - 9) / 24 * 2 * np.pi)
         util = np.clip(load[None, :] + rng.normal(0, 5, (inst.gpus, n)), 12, 100)
+    elif inst.behaviour == OVERSIZED:
+        hours = np.asarray(times.hour + times.minute / 60)
+        util = np.clip(12 + 5 * np.sin((hours - 9) / 24 * 2 * np.pi)[None, :] + rng.normal(0, 1.5, (inst.gpus, n)), 7, 20)
+    elif inst.behaviour == LIGHT:
+        util = rng.uniform(6, 18, (inst.gpus, n)) * inst.level
     else:
         util = np.where(busy_gpu, rng.uniform(70, 100, (inst.gpus, n)), rng.choice([0.0, 0.0, 0.0, 1.0], (inst.gpus, n)))
     keep_memory = inst.behaviour in (OFFICE, FORGOTTEN, INFERENCE)
     idle_mem = 0.3 if keep_memory else 0.01
     mem = inst.gpu_memory_mib * np.where(busy_gpu | (inst.behaviour == INFERENCE), rng.uniform(0.6, 0.9, (inst.gpus, n)), idle_mem)
+    if inst.behaviour in (OVERSIZED, LIGHT):  # a small model: a few GiB whatever the GPU
+        mem = np.broadcast_to(rng.uniform(5.5, 6.5, (inst.gpus, 1)) * 1024 * (0.5 if inst.behaviour == LIGHT else 1.0),
+                              (inst.gpus, n)) + rng.uniform(0, 200, (inst.gpus, n))
     any_busy = busy_gpu.any(axis=0) | (inst.behaviour == INFERENCE)
     cpu = np.where(any_busy, rng.uniform(20, 60, n), rng.uniform(0.3, 2.5, n))
+    if inst.behaviour in (ONE_BUSY, OVERSIZED, LIGHT):  # one process feeding one GPU uses a few cores
+        cpu = rng.uniform(2, 9, n)
     net_in = np.where(any_busy, rng.uniform(5e6, 5e7, n), rng.uniform(2e3, 2e4, n))
     net_out = np.where(any_busy, rng.uniform(1e6, 1e7, n), rng.uniform(1e3, 1e4, n))
     present = np.ones(n, dtype=bool)
@@ -146,7 +160,7 @@ def _i(name: str, region: str, itype: str, gpus: int, mem_gib: float, behaviour:
 
 
 def demo_fleet() -> list[SimInstance]:
-    """The embedded demo cloud: 15 instances over five regions, each a case a user meets."""
+    """The embedded demo cloud: 19 instances over five regions, each a case a user meets."""
     # Spread over five regions: moto answers GetMetricData in time proportional to the points
     # stored in the region, so a spread fleet keeps the demo fast.
     east, west, eu, fra, tokyo = "us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1"
@@ -158,7 +172,7 @@ def demo_fleet() -> list[SimInstance]:
         _i("llm-pretrain-l4", west, "g6.12xlarge", 4, 22.35, TRAINING),
         _i("llm-new-experiment", west, "g6.xlarge", 1, 22.35, NEW, age_hours=20, expect_gap=True),
         _i("vision-notebook-carol", eu, "g4dn.2xlarge", 1, 16, OFFICE, expect="schedule"),
-        _i("multi-gpu-dev", eu, "g5.12xlarge", 4, 22.35, ONE_BUSY),
+        _i("multi-gpu-dev", eu, "g5.12xlarge", 4, 22.35, ONE_BUSY, expect="rightsize"),
         _i("eval-harness", eu, "g5.12xlarge", 4, 22.35, STOPPED),
         _i("vision-forgotten-a10", fra, "g5.4xlarge", 1, 22.35, FORGOTTEN, idle_days=3, expect="stop"),
         _i("inference-api", fra, "g6e.xlarge", 1, 44.7, INFERENCE),
@@ -166,6 +180,10 @@ def demo_fleet() -> list[SimInstance]:
         _i("notebook-alice", tokyo, "g5.2xlarge", 1, 22.35, OFFICE, expect="schedule"),
         _i("notebook-bob", tokyo, "g6.xlarge", 1, 22.35, OFFICE, expect="schedule"),
         _i("batch-embeddings", tokyo, "g5.xlarge", 1, 22.35, BURSTY),
+        _i("llm-chat-small", west, "g6e.xlarge", 1, 44.7, OVERSIZED, expect="rightsize"),
+        _i("vision-dev-t4-a", fra, "g4dn.xlarge", 1, 16, LIGHT, expect="consolidate"),
+        _i("vision-dev-t4-b", fra, "g4dn.xlarge", 1, 16, LIGHT, expect="consolidate"),
+        _i("vision-dev-t4-c", fra, "g4dn.xlarge", 1, 16, LIGHT, level=1.3),  # the busiest: the others move onto it
     ]
 
 

@@ -158,8 +158,10 @@ def test_reporting_fleet_has_no_gaps(fleet: Fleet) -> None:
 
 
 def test_one_discovery_and_two_data_calls_for_a_small_fleet(fleet: Fleet) -> None:
-    """One GetMetricData for the GPU series, then one for the CPU and network of the same instances."""
-    assert fleet.calls["cloudwatch.ListMetrics"] == 1
+    """One GetMetricData for the GPU series, then one for the CPU and network of the same instances.
+
+    Two discoveries: utilization, then power draw (none published here: no power queries)."""
+    assert fleet.calls["cloudwatch.ListMetrics"] == 2
     assert fleet.calls["cloudwatch.GetMetricData"] == 2
 
 
@@ -388,7 +390,7 @@ def test_get_metric_data_calls_follow_the_batches(moto: MotoServer) -> None:
 
     calls = math.ceil(gpu_queries / metrics.MAX_QUERIES_PER_CALL) + math.ceil(host_queries / metrics.MAX_QUERIES_PER_CALL)
     assert provider.api_calls()["cloudwatch.GetMetricData"] == calls == 2
-    assert provider.api_calls()["cloudwatch.ListMetrics"] == 1
+    assert provider.api_calls()["cloudwatch.ListMetrics"] == 2  # utilization and power draw
     assert (result.usage.frame["metric"] == Metric.GPU_UTIL.value).sum() == n * gpus
 
 
@@ -441,4 +443,79 @@ def test_list_metrics_is_one_pagination_per_region(moto: MotoServer) -> None:
         result = provider.usage(region, gpu_running(provider, region), WINDOW, PERIOD)
         assert result.gaps == ()
 
-    assert provider.api_calls()["cloudwatch.ListMetrics"] == raw_pages["us-east-1"] + raw_pages["us-west-2"] == 3
+    power_pages = 2  # one (empty) power-draw listing per region
+    assert provider.api_calls()["cloudwatch.ListMetrics"] == raw_pages["us-east-1"] + raw_pages["us-west-2"] + power_pages == 5
+
+
+# --- power draw: nvidia_smi_power_draw, where the agent publishes it -------------------------------
+
+POWER = metrics.GPU_POWER_NAME
+
+
+def _read_with_power(provider, period: timedelta = PERIOD) -> tuple[pd.DataFrame, list[metrics.Query]]:
+    """The GPU side of ``usage`` with the power discovery wired in (see discover_power_series)."""
+    resources = gpu_running(provider)
+    series = metrics.discover_gpu_series(provider.clients, "us-east-1", {r.ref.id for r in resources})
+    power = metrics.discover_power_series(provider.clients, "us-east-1", set(series)) if series else {}
+    queries = metrics.gpu_queries([r for r in resources if r.ref.id in series], series, period, power)
+    frame, gaps = metrics.fetch(provider.clients, "us-east-1", queries, WINDOW)
+    assert gaps == []
+    return frame, queries
+
+
+def test_power_draw_is_read_as_the_hourly_mean_per_gpu(moto: MotoServer) -> None:
+    ec2, cw = raw("ec2", moto.url), raw("cloudwatch", moto.url)
+    [iid] = launch(ec2, "g5.12xlarge")
+    half = timedelta(minutes=30)
+    n = 12  # the last 12 hours of the window: few points keep moto quick
+    times = hours(WINDOW.end - n * HOUR, n)
+    for gpu in (0, 1):
+        put(cw, "CWAgent", UTIL, gpu_dims(iid, gpu), [(t, 50.0) for t in times], "Percent")
+        # two samples an hour, 20 W apart: the hourly mean sits between them
+        put(cw, "CWAgent", POWER, gpu_dims(iid, gpu), [(t + j * half, 100.0 + 50 * gpu + k + 20 * j)
+                                                       for k, t in enumerate(times) for j in (0, 1)], "None")
+    provider = make_provider(moto.url)
+
+    frame, _ = _read_with_power(provider)
+
+    key = next(r.ref.key for r in gpu_running(provider))
+    for gpu in (0, 1):
+        got = rows(frame, key, Metric.GPU_POWER, gpu)
+        assert got["value"].tolist() == pytest.approx([100.0 + 50 * gpu + k + 10 for k in range(n)])
+        assert got["ts"].tolist() == [pd.Timestamp(t) for t in times]
+    calls = provider.api_calls()
+    assert calls["cloudwatch.ListMetrics"] == 2  # utilization, then power draw
+    assert calls["cloudwatch.GetMetricData"] == 1  # power batched with the other GPU series
+
+
+def test_no_power_series_means_no_power_queries(moto: MotoServer) -> None:
+    ec2, cw = raw("ec2", moto.url), raw("cloudwatch", moto.url)
+    with_power, without = launch(ec2, "g5.xlarge", 2)
+    times = hours(WINDOW.end - 6 * HOUR, 6)
+    for iid in (with_power, without):
+        put(cw, "CWAgent", UTIL, gpu_dims(iid, 0), [(t, 10.0) for t in times])
+    put(cw, "CWAgent", POWER, gpu_dims(with_power, 0), [(t, 61.0) for t in times])
+    provider = make_provider(moto.url)
+
+    frame, queries = _read_with_power(provider)
+
+    power_queries = [q for q in queries if q.metric == Metric.GPU_POWER]
+    assert [q.ref.id for q in power_queries] == [with_power]
+    owners = set(frame.loc[frame["metric"] == Metric.GPU_POWER.value, "resource"].astype(str))
+    assert len(owners) == 1 and owners.pop().endswith(with_power)
+
+
+def test_power_queries_are_hourly_means_whatever_the_period() -> None:
+    from providers.model import PricingModel, Resource
+
+    ref = ResourceRef(Cloud.AWS, "123456789012", "us-east-1", "i-0")
+    res = Resource(ref, "g5.xlarge", ResourceState.RUNNING, PricingModel.ON_DEMAND, None)
+    dims0 = (("InstanceId", "i-0"), ("index", "0"))
+    series = {"i-0": {0: [dims0]}}
+
+    without = metrics.gpu_queries([res], series, timedelta(minutes=5))
+    with_power = metrics.gpu_queries([res], series, timedelta(minutes=5), {"i-0": {0: [dims0]}})
+
+    [power] = [q for q in with_power if q.metric == Metric.GPU_POWER]
+    assert (power.name, power.stat, power.period, power.gpu) == (POWER, "Average", HOUR, 0)
+    assert with_power[: len(without)] == without and len(with_power) == len(without) + 1

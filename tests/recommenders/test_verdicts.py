@@ -26,11 +26,32 @@ def demo_analysis():
     return analyze(snap), by_name
 
 
+@pytest.fixture(scope="module")
+def catalog_analysis():
+    """The demo fleet shaped and priced like the catalog's types, with offerings: every recommender can speak."""
+    snap, by_name = simulated(sim.demo_fleet(), catalog=True)
+    return analyze(snap), by_name
+
+
 @pytest.mark.parametrize("inst", sim.demo_fleet(), ids=lambda i: i.name)
-def test_demo_fleet_ground_truth(demo_analysis, inst):
-    analysis, _ = demo_analysis
-    expected = {"stop": "stop", "schedule": "schedule"}.get(inst.expect or "")
-    assert verdicts(analysis).get(inst.name) == expected
+def test_demo_fleet_ground_truth(catalog_analysis, inst):
+    analysis, _ = catalog_analysis
+    assert verdicts(analysis).get(inst.name) == inst.expect
+
+
+def test_right_sizes_propose_the_cheapest_fitting_type(catalog_analysis):
+    analysis, _ = catalog_analysis
+    moves = {r.name: (r.action.params["from_type"], r.action.params["to_type"])
+             for r in analysis.recommendations if r.kind == Kind.RIGHTSIZE}
+    # one busy A10G of four -> one A10G with enough vCPU; a small model on an L40S -> an L4
+    assert moves == {"multi-gpu-dev": ("g5.12xlarge", "g5.2xlarge"), "llm-chat-small": ("g6e.xlarge", "g6.xlarge")}
+
+
+def test_consolidation_moves_the_light_workloads_onto_the_busiest(catalog_analysis):
+    analysis, by_name = catalog_analysis
+    recs = [r for r in analysis.recommendations if r.kind == Kind.CONSOLIDATE]
+    assert {r.name for r in recs} == {"vision-dev-t4-a", "vision-dev-t4-b"}
+    assert {r.evidence["move_onto"]["resource_id"] for r in recs} == {by_name["vision-dev-t4-c"].ref.id}
 
 
 def test_gaps_for_unjudgeable_instances(demo_analysis):
@@ -117,7 +138,7 @@ def test_disabled_recommender_yields_nothing():
 
 
 def test_hourly_data_reaches_the_same_verdicts():
-    snap, _ = simulated(sim.demo_fleet(), window(period=timedelta(hours=1)), timedelta(hours=1))
+    snap, _ = simulated(sim.demo_fleet(), window(period=timedelta(hours=1)), timedelta(hours=1), catalog=True)
     got = verdicts(analyze(snap))
     want = {i.name: i.expect for i in sim.demo_fleet() if i.expect}
     assert got == want
