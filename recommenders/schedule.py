@@ -10,6 +10,7 @@ From the idle model's hour-of-week profile (UTC):
   into long blocks in every week, which keeps bursty workloads out;
 - the instance must have worked in at least ``min_weeks`` different weeks (a one-off run that ended is
   a stop case, not a schedule), and the plan must switch off ``min_off_hours_per_week``;
+- the last ``end_margin_hours`` after a busy hour stay on (a session may end later than any seen);
 - the pattern must repeat: the off blocks learned from any one week alone must have been quiet in the
   other weeks (``min_consistency``, 90 % of their hours) — random gaps between batch jobs do not.
 """
@@ -42,6 +43,9 @@ class ScheduleSettings:
     min_consistency: float = 0.9
     #: An hour slot counts as observed in a week when this share of its periods is known.
     min_slot_coverage: float = 0.5
+    #: Hours kept on after the latest busy hour seen: a session that ends a little later than any in the
+    #: window must not be cut off (the savings benchmark's busy stops came from exactly that).
+    end_margin_hours: int = 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ def plan_for(busy: np.ndarray, idle: np.ndarray, steps_per_hour: float, settings
     idle_weeks = idle_slot.sum(axis=0)
     off = ~busy_any & (idle_weeks >= settings.min_weeks)
     off |= ~busy_any & (idle_weeks >= 1) & np.roll(off, 1) & np.roll(off, -1)
+    for lag in range(1, settings.end_margin_hours + 1):
+        off &= ~np.roll(busy_any, lag)
     off = _long_blocks(off, settings.min_off_block_hours)
     off_hours = int(off.sum())
     if off_hours < settings.min_off_hours_per_week:

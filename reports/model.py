@@ -100,6 +100,7 @@ def team_dict(team: TeamKpi) -> dict[str, Any]:
         "idle_usd": _money(team.idle_usd),
         "energy_kwh": _round(team.energy_kwh, 2),
         "co2e_kg": _round(team.co2e_kg, 2),
+        "unpriced_instances": team.unpriced_instances,
     }
 
 
@@ -110,6 +111,7 @@ def kpis_dict(kpis: FleetKpis) -> dict[str, Any]:
         "teams": [team_dict(t) for t in kpis.teams],
         "energy_measured_instances": kpis.energy_measured_instances,
         "energy_estimated_instances": kpis.energy_estimated_instances,
+        "energy_unknown_instances": kpis.energy_unknown_instances,
         "factors": dict(kpis.factors),
     }
 

@@ -131,10 +131,10 @@ def _g(name: str, region: str, itype: str, gpus: int, mem_gib: float, size: tupl
 def demo_groups() -> list[SimGroup]:
     """Scaling groups for the demo cloud, each a case a user meets (three expected findings, two not).
 
-    In two regions of their own: moto answers GetMetricData in time that grows with the points stored
-    in the region, so keeping the groups apart from the instances keeps the demo fast.
+    Spread over seven regions, the demo fleet's five and two of their own: moto answers GetMetricData
+    in time that grows with the points stored in the region, so a spread keeps the demo fast.
     """
-    east, west, eu, fra, tokyo = "us-east-2", "us-east-2", "ap-southeast-1", "us-east-2", "ap-southeast-1"
+    east, west, eu, fra, tokyo = "us-east-2", "eu-west-1", "ap-southeast-1", "ap-northeast-1", "us-east-1"
     return [
         _g("llm-chat-office", east, "g5.xlarge", 1, 22.35, (4, 4, 4), OFFICE_INFERENCE, peak=3, spread=True,
            expect="autoscale"),

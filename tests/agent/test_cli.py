@@ -18,6 +18,7 @@ import pytest
 from providers.sandbox import moto_server
 from providers.sandbox import fleet as sim
 from providers.sandbox.aws_seed import seed_fleet
+from reports.model import SCHEMA_VERSION
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "reports" / "schema" / "audit-report.v1.json").read_text())
 FLEET = [
@@ -104,7 +105,7 @@ def test_markdown_to_a_file(cloud, tmp_path):
 def test_piped_output_defaults_to_json(cloud):
     server, _ = cloud
     run = costagent("audit", "--lookback", "3d", endpoint=server.url)
-    assert json.loads(run.stdout)["schema_version"] == "1.0"
+    assert json.loads(run.stdout)["schema_version"] == SCHEMA_VERSION == "1.1"
 
 
 def test_bad_period_is_a_usage_error(cloud):

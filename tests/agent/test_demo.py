@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from providers.sandbox.fleet import demo_fleet
+from providers.sandbox.groups import demo_groups
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +22,21 @@ def demo():
 
 def test_demo_meets_its_ground_truth(demo):
     got = {r["name"]: r["kind"] for r in demo["recommendations"]}
-    want = {i.name: i.expect for i in demo_fleet() if i.expect}
+    want = {i.name: i.expect for i in demo_fleet() if i.expect} | {g.name: g.expect for g in demo_groups() if g.expect}
     assert got == want
+
+
+def test_demo_groups_get_sizes_and_schedules(demo):
+    recs = {r["name"]: r for r in demo["recommendations"] if r["kind"] == "autoscale"}
+    office = recs["llm-chat-office"]["action"]["params"]
+    assert office["min_size"] == 0 and office["scheduled_actions"]  # zero at night and at weekends
+    assert recs["search-embed-overprovisioned"]["action"]["params"]["desired_capacity"] == 1
+
+
+def test_demo_summary_has_kpis_per_team(demo):
+    kpis = demo["summary"]["kpis"]
+    assert {t["team"] for t in kpis["teams"]} >= {"llm", "research", "vision"}
+    assert kpis["total"]["energy_kwh"] > 0 and kpis["total"]["usd_per_busy_gpu_hour"] > 0
 
 
 def test_demo_lists_unmeasured_and_young_instances_as_gaps(demo):
@@ -32,6 +46,7 @@ def test_demo_lists_unmeasured_and_young_instances_as_gaps(demo):
 
 def test_demo_covers_the_fleet_it_promises(demo):
     assert demo["demo"] is True
-    assert demo["summary"]["instances"] == len(demo_fleet()) >= 12
+    members = sum(g.desired for g in demo_groups())
+    assert demo["summary"]["instances"] == len(demo_fleet()) + members >= 12
     assert len(demo["regions"]) >= 2
     assert demo["summary"]["gpu_spend_usd"] > 0  # Cost Explorer answered from the seeded costs

@@ -74,9 +74,10 @@ def test_schedule_switches_off_nights_and_weekends(demo_analysis):
     rec = next(r for r in analysis.recommendations if r.name == "notebook-alice")
     windows = rec.evidence["on_windows_utc"]
     assert [w["day"] for w in windows] == ["Mon", "Tue", "Wed", "Thu", "Fri"]
-    assert all((w["start"], w["end"]) == ("09:00", "18:00") for w in windows)
-    assert rec.evidence["off_hours_per_week"] == 168 - 45
-    expected = Decimal(123) * HOURS_PER_MONTH / Decimal(168) * HOURLY
+    # busy 09-18; the hour after the last busy one stays on (end_margin_hours)
+    assert all((w["start"], w["end"]) == ("09:00", "19:00") for w in windows)
+    assert rec.evidence["off_hours_per_week"] == 168 - 50
+    expected = Decimal(118) * HOURS_PER_MONTH / Decimal(168) * HOURLY
     assert rec.monthly_savings_usd == expected.quantize(Decimal("0.01"))
 
 

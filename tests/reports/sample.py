@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from providers.model import Action, Cloud, Gap, ResourceRef, Window
+from recommenders.kpis import FleetKpis, TeamKpi
 from recommenders.model import Kind, Recommendation, Risk
 from reports.model import AuditReport, Summary
 
@@ -58,8 +59,48 @@ def schedule_recommendation() -> Recommendation:
     )
 
 
+GROUP_REF = ResourceRef(Cloud.AWS, "123456789012", "eu-west-1", "llm-chat-asg")
+
+
+def rightsize_recommendation() -> Recommendation:
+    ref = ResourceRef(Cloud.AWS, "123456789012", "us-east-1", "i-0aaaa1111bbbb2222")
+    return Recommendation(
+        recommender="rightsize", kind=Kind.RIGHTSIZE, ref=ref, instance_type="g5.12xlarge",
+        monthly_savings_usd=Decimal("3256.7"), confidence=0.8, risk=Risk.LOW,
+        summary="Right-size g5.12xlarge -> g5.2xlarge: 1 of 4 GPUs used",
+        evidence={"gpus_needed": 1, "candidates": [{"instance_type": "g5.2xlarge", "hourly_usd": 1.212}]},
+        action=Action(kind="rightsize", ref=ref, params={"from_type": "g5.12xlarge", "to_type": "g5.2xlarge"}),
+        name="multi-gpu-dev",
+    )
+
+
+def autoscale_recommendation() -> Recommendation:
+    return Recommendation(
+        recommender="autoscale", kind=Kind.AUTOSCALE, ref=GROUP_REF, instance_type="g5.xlarge",
+        monthly_savings_usd=Decimal("1844.69"), confidence=0.7, risk=Risk.MEDIUM,
+        summary="Autoscale: scale to 0 outside 08-20 UTC on weekdays",
+        evidence={"peak_need": 3},
+        action=Action(kind="autoscale", ref=GROUP_REF, params={
+            "min_size": 0, "max_size": 4, "desired_capacity": 4,
+            "scheduled_actions": [{"name": "costagent-up", "recurrence": "45 7 * * 1-5", "min_size": 0, "max_size": 4,
+                                   "desired_capacity": 4, "time_zone": "UTC"}]}),
+        name="llm-chat-asg",
+    )
+
+
+def sample_kpis() -> FleetKpis:
+    research = TeamKpi(HOSTILE_NAME, 2, 5, 840.0, 310.5, Decimal("2100.50"), Decimal("6.7649"), Decimal("900.25"),
+                       210.4, 79.75)
+    untagged = TeamKpi("(untagged)", 2, 2, 336.0, 12.0, Decimal("400.00"), Decimal("33.3333"), Decimal("380.00"),
+                       20.1, 7.62, unpriced_instances=1)
+    total = TeamKpi("(all)", 4, 7, 1176.0, 322.5, Decimal("2500.50"), Decimal("7.7535"), Decimal("1280.25"), 230.5,
+                    87.37, unpriced_instances=1)
+    return FleetKpis("team", (research, untagged), total, 1, 3, {"pue": {"aws": 1.135}}, energy_unknown_instances=0)
+
+
 def full_report() -> AuditReport:
-    recs = (schedule_recommendation(), stop_recommendation())  # out of order: the report ranks them
+    # out of order: the report ranks them
+    recs = (schedule_recommendation(), stop_recommendation(), rightsize_recommendation(), autoscale_recommendation())
     return AuditReport(
         generated_at=GENERATED_AT,
         window=WINDOW,
@@ -75,6 +116,8 @@ def full_report() -> AuditReport:
             idle_usd=Decimal("6543.21"),
             monthly_savings_usd=sum((r.monthly_savings_usd for r in recs), Decimal(0)),
             gpu_spend_usd=Decimal("12345.67"),
+            savings_by_kind={r.kind.value: r.monthly_savings_usd for r in recs},
+            kpis=sample_kpis(),
         ),
         recommendations=recs,
         gaps=(
