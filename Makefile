@@ -26,6 +26,7 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/idle_model.py
+	$(BIN)/python bench/savings.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

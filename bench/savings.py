@@ -26,7 +26,10 @@ Scoring model (all money in $ per month: test-window dollars x 730 h / test hour
 - **stop**: the instance stops at the start of the test window and stays stopped until its next busy
   minute, then restarts (``R``). Realized = price x minutes off - restart and lost-work costs.
 - **schedule**: the instance is off outside the ``on`` windows (UTC, minute of week). Work arriving in an
-  off window starts it (``R``); it then stays on until the next scheduled stop.
+  off window starts it (``R``); it then stays on until the next scheduled stop. With a stop guard
+  (``stop_when_idle_for_minutes`` in the params) each scheduled stop waits, inside the off period, until
+  the instance has had no busy minute for that long (it is stopped then; never, if the off period never
+  gets that quiet): the extra running minutes are paid, and the busy-stop test applies at the actual stop.
 - **rightsize**: the instance runs on ``to_type`` at its price (same pricing model) from the start of the
   test window (one migration restart). A minute is *short* where the true load does not fit: more GPUs
   with work than the new type has, or a GPU's memory above the new GPU's (hard: the workload cannot
@@ -188,6 +191,43 @@ def score_off(intent: np.ndarray, busy: np.ndarray, active: np.ndarray, restart:
     return PolicyResult(off.sum(axis=1).astype(float), start.sum(axis=1).astype(float), busy_stop.sum(axis=1).astype(float),
                         hit.sum(axis=1).astype(float), wake.sum(axis=1).astype(float), planned.sum(axis=1).astype(float),
                         lost_gpu_h.astype(float), off if keep_off else None)
+
+
+def idle_for(busy: np.ndarray, prior: np.ndarray | int = 0) -> np.ndarray:
+    """(n, T) minutes the instance has been idle (no busy minute) just before each minute: the length of the
+    run of non-busy minutes ending at the minute before. ``prior``: (n,) idle minutes just before the window."""
+    n, t_len = busy.shape
+    c = np.cumsum(~busy, axis=1, dtype=np.int64)
+    last = np.where(busy, c, 0)  # the idle count as of each row's last busy minute
+    np.maximum.accumulate(last, axis=1, out=last)
+    run = c - last  # idle minutes ending at each minute, inclusive
+    prior = np.broadcast_to(np.asarray(prior, dtype=np.int64), (n,))
+    run = np.where(run == np.arange(1, t_len + 1)[None, :], run + prior[:, None], run)  # no busy minute yet
+    out = np.empty_like(run)
+    out[:, 0] = prior
+    out[:, 1:] = run[:, :-1]
+    return out
+
+
+def guarded_intent(intent: np.ndarray, busy: np.ndarray, idle_min: np.ndarray | int,
+                   prior: np.ndarray | int = 0) -> np.ndarray:
+    """A schedule's off intent with a stop guard (``stop_when_idle_for_minutes``): each scheduled stop (the
+    start of an off run) is postponed to the first minute of the run at which the instance has been idle for
+    ``idle_min`` minutes (per row; 0: no guard); from there the run is off as before, and a run that never
+    gets that quiet has no stop. ``prior``: (n,) idle minutes just before the window."""
+    n, t_len = intent.shape
+    if n == 0:
+        return intent
+    guard = np.broadcast_to(np.asarray(idle_min, dtype=np.int64), (n,))
+    ready = intent & (idle_for(busy, prior) >= guard[:, None])
+    prev = np.zeros_like(intent)
+    prev[:, 1:] = intent[:, :-1]
+    start = intent & ~prev
+    c = np.cumsum(ready, axis=1, dtype=np.int32)
+    base = np.where(start, c - ready, 0).astype(np.int32)
+    idx = np.where(start, np.arange(t_len, dtype=np.int32)[None, :], np.int32(0))
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    return intent & (c - np.take_along_axis(base, idx, axis=1) > 0)
 
 
 def next_true(mask: np.ndarray) -> np.ndarray:
@@ -746,6 +786,12 @@ def _ref_index(fleet: sim.SimFleet) -> tuple[dict[str, int], dict[str, int], dic
     return by_key, by_id, groups
 
 
+def _prior_idle_busy(fleet: sim.SimFleet, rows: Sequence[int]) -> np.ndarray:
+    """(len(rows),) minutes without a busy minute just before the test window (the training window's tail)."""
+    tail = fleet.busy[list(rows), : fleet.train_minutes]
+    return np.where(tail.any(axis=1), np.argmax(tail[:, ::-1], axis=1), tail.shape[1]).astype(np.int64)
+
+
 def _describe(m: sim.Machine) -> str:
     return f"{m.name} ({m.behaviour}{'/' + m.variant if m.variant else ''}, {m.instance_type}, {m.region})"
 
@@ -825,6 +871,11 @@ def score_ours(view: View, types: Types, recs: Sequence[Any]) -> Scored:
     sched_off: dict[int, np.ndarray] = {}
     if rows:
         intent = np.stack([~week_on(mine[i]["schedule"].action.params["on"])[view.minute_of_week] for i in rows])
+        # a stop guard postpones each scheduled stop until the instance has been idle that long (per instance:
+        # the guard is a recommendation's parameter); the postponed minutes are paid, not saved
+        guard = np.array([int(mine[i]["schedule"].action.params.get("stop_when_idle_for_minutes") or 0) for i in rows])
+        if guard.any():
+            intent = guarded_intent(intent, view.busy[rows], guard, _prior_idle_busy(fleet, rows))
         res = score_off(intent, view.busy[rows], view.active[rows], view.restart[rows], view.lost_work[rows], keep_off=True)
         price = view.price_min[rows].copy()
         for j, i in enumerate(rows):

@@ -95,10 +95,12 @@ class _Loads:
     load: np.ndarray  # (members, T) float: the share of each member the work needs (1 where unknown)
     known: np.ndarray  # (members, T) bool
     publishing: int  # members with at least one known period
-    #: (T,) members' GPU work summed, in GPUs' worth (each member's mean utilization / 100): light traffic
-    #: spread over many members reads idle on each, yet needs a member to serve it.
-    work: np.ndarray | None = None
-    floor_pct: float = 5.0  # combined work above this (percent of one GPU) keeps at least one member
+    #: (T,) the GPU work of members counted idle, summed in GPUs' worth (mean utilization / 100): light
+    #: traffic spread over many members reads idle on each, yet needs a member to serve it.
+    idle_work: np.ndarray | None = None
+    #: Idle members' combined work above this (percent of one GPU) needs a member (twice the per-GPU idle
+    #: threshold: idle GPUs read 0-1 %, so a large idle group does not add up to a phantom member).
+    floor_pct: float = 10.0
 
 
 def _hold_fill(grid: np.ndarray, hold: np.ndarray) -> np.ndarray:
@@ -178,12 +180,12 @@ class _Fleet:
         keys = group.member_keys()
         load = np.ones((len(keys), n_steps))
         known = np.zeros((len(keys), n_steps), dtype=bool)
-        work = np.zeros(n_steps)
+        idle_work = np.zeros(n_steps)
         for i, key in enumerate(keys):
             row = self.row.get(key)
             if row is None:
                 continue  # not in the inventory: unknown, so needed
-            work += np.nan_to_num(self.mean[row]) / 100.0
+            idle_work += np.where(self.state[row] == IDLE, np.nan_to_num(self.mean[row]) / 100.0, 0.0)
             state = self.state[row]
             gpu_working = self.peak[row] > idle_settings.gpu_util_max_pct
             with np.errstate(invalid="ignore", divide="ignore"):  # a target of 0: every working member counts 1
@@ -192,15 +194,15 @@ class _Fleet:
             busy_share = np.where(gpu_working & ~np.isnan(share), share, 1.0)
             load[i] = np.where(state == IDLE, 0.0, np.where(state == BUSY, busy_share, 1.0))
             known[i] = state != UNKNOWN
-        return _Loads(self.times, load, known, int(known.any(axis=1).sum()), work, idle_settings.gpu_util_max_pct)
+        return _Loads(self.times, load, known, int(known.any(axis=1).sum()), idle_work,
+                      2 * idle_settings.gpu_util_max_pct)
 
 
 def _demand(loads: _Loads) -> np.ndarray:
     """Members needed per period: the ceiling of the members' shares; NaN where no member is known."""
     need = np.ceil(loads.load.sum(axis=0) - _EPS) if loads.load.size else np.zeros(len(loads.times))
-    if loads.work is not None:  # never fewer members than the work fills, and one while any is served
-        need = np.maximum(need, np.ceil(loads.work - _EPS))
-        need = np.maximum(need, (loads.work * 100.0 > loads.floor_pct).astype(float))
+    if loads.idle_work is not None:  # light traffic spread over idle-looking members still needs members
+        need = need + np.where(loads.idle_work * 100.0 > loads.floor_pct, np.ceil(loads.idle_work - _EPS), 0.0)
     any_known = loads.known.any(axis=0) if loads.known.size else np.zeros(len(loads.times), dtype=bool)
     return np.where(any_known, np.maximum(need, 0.0), np.nan)
 

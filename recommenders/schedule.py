@@ -46,6 +46,9 @@ class ScheduleSettings:
     #: Hours kept on after the latest busy hour seen: a session that ends a little later than any in the
     #: window must not be cut off (the savings benchmark's busy stops came from exactly that).
     end_margin_hours: int = 1
+    #: The scheduled stop waits until the instance has been idle this long (the actuator re-reads its
+    #: metrics first): a session running late postpones the stop instead of being cut off.
+    stop_when_idle_for_minutes: int = 30
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ def _recommendation(snapshot: Snapshot, res: Resource, plan: WeeklyPlan, row: pd
             "price": price_evidence(quote),
             "savings_basis": "off hours per week x 730/168 weeks/month x hourly price",
         },
-        action=Action(kind="schedule", ref=res.ref, params={"timezone": "UTC", "on": windows}),
+        action=Action(kind="schedule", ref=res.ref, params={
+            "timezone": "UTC", "on": windows, "stop_when_idle_for_minutes": settings.stop_when_idle_for_minutes}),
         name=res.name,
     )

@@ -99,6 +99,36 @@ def test_a_schedule_restarts_on_plan_and_on_demand():
     assert late.busy_stops[0] == 1  # work 10 minutes after a stop: that stop was a busy stop
 
 
+def test_a_stop_guard_postpones_the_scheduled_stop_until_the_instance_is_quiet():
+    t, g = 300, 30
+    intent = at(t, (60, 200), (240, 300))[None, :].repeat(3, axis=0)
+    busy = np.stack([at(t, (30, 100)),  # a session 40 minutes past the stop at 60: quiet from 100, stopped at 130
+                     at(t, (150, 180)),  # quiet for 90 minutes at 60: stopped on time (the guard costs nothing)
+                     at(t, (0, 300))])  # never quiet: never stopped
+    guarded = b.guarded_intent(intent, busy, g)
+    assert guarded[0].tolist() == (at(t, (130, 200)) | at(t, (240, 300))).tolist()
+    assert (guarded[1] == intent[1]).all()
+    assert not guarded[2].any()
+    assert (b.guarded_intent(intent, busy, 0) == intent).all()  # no guard: the old behaviour
+    assert b.guarded_intent(at(t, (0, 50))[None, :], at(t)[None, :], g, prior=np.array([g]))[0, 0]  # quiet before
+    res = b.score_off(guarded, busy, np.ones((3, t)), restart=R, keep_off=True)
+    assert res.stops.tolist() == [2, 2, 0] and res.busy_stops.tolist() == [0, 0, 0]
+    assert res.off_min[0] == 70 + 60
+    # minute by minute: a stop at the first minute of an off run preceded by g quiet minutes (prior: none)
+    rng = np.random.default_rng(5)
+    intent = np.stack([b.sim._alternating(rng, 2000, 200, 100) for _ in range(10)])
+    busy = np.stack([b.sim._alternating(rng, 2000, 40, 25) for _ in range(10)])
+    guarded = b.guarded_intent(intent, busy, g)
+    for i in range(10):
+        want, stopped = np.zeros(2000, dtype=bool), False
+        for m in range(2000):
+            if intent[i, m] and (m == 0 or not intent[i, m - 1]):
+                stopped = False
+            stopped = stopped or (intent[i, m] and m >= g and not busy[i, m - g : m].any())
+            want[m] = intent[i, m] and stopped
+        assert (guarded[i] == want).all()
+
+
 def _reference_off(intent: np.ndarray, busy: np.ndarray) -> tuple[int, int, int, int]:
     """Minute by minute: (off minutes, stops, wakes, busy stops)."""
     off = stops = wakes = busy_stops = 0
@@ -235,6 +265,21 @@ def test_stop_and_schedule_recommendations_are_scored_and_group_members_save_not
     assert scored.per_instance[1] == pytest.approx(t * p[1])
     assert scored.per_instance[2] == 0
     assert any("group member" in f for f in scored.findings)
+
+
+def test_a_schedule_stop_guard_waits_for_a_late_session_instead_of_a_busy_stop():
+    t = 300  # the test window starts Monday 10:00 UTC; the schedule is on until 11:00 (minute 60), off after
+    fleet = fleet_of([{"itype": "g5.xlarge", "busy": at(t, (30, 100))}], t)  # the session runs 40 min past 11:00
+    view, types = b.View.of(fleet), b.Types()
+    m, p = fleet.machines[0], view.price_min[0]
+    on = [{"day": "Mon", "start": "10:00", "end": "11:00"}]
+    old = b.score_ours(view, types, [rec(Kind.SCHEDULE, m, {"timezone": "UTC", "on": on})])
+    assert old.kinds["schedule"].busy_stops == 1  # stopped at 11:00 under the session: woken at once
+    assert old.per_instance[0] == pytest.approx(-(R + 30) * p)
+    new = b.score_ours(view, types, [rec(Kind.SCHEDULE, m, {"timezone": "UTC", "on": on,
+                                                            "stop_when_idle_for_minutes": 30})])
+    assert new.kinds["schedule"].stops == 1 and new.kinds["schedule"].busy_stops == 0
+    assert new.per_instance[0] == pytest.approx((t - 130) * p)  # stopped 30 idle minutes after the session
 
 
 def test_a_rightsize_is_moved_back_at_the_first_minute_the_load_does_not_fit():

@@ -435,3 +435,29 @@ def test_weekend_days_merge_into_one_recurrence():
     actions = autoscale.scheduled_actions(capacity, 4)
 
     assert [(a["recurrence"], a["desired_capacity"]) for a in actions] == [("0 10 * * 0,6", 2), ("0 16 * * 0,6", 0)]
+
+
+def test_light_traffic_spread_over_idle_looking_members_keeps_a_member():
+    # 8 load-balanced members at 3 % each at night (each reads idle), 60 % by day: 24 % of a GPU at night
+    # still needs one member to serve it, so the group is never scaled to zero.
+    def utils(s):
+        day = np.asarray((s.hour >= 8) & (s.hour < 20))
+        return np.repeat(np.where(day, 60.0, 3.0)[None, :], 8, axis=0)
+
+    snap, _ = one_group(utils)
+    [rec], _ = recommend(snap, SETTINGS, IDLE)  # 8 by day, fewer at night
+    assert dict(rec.action.params)["min_size"] == 1
+    assert min(a["desired_capacity"] for a in rec.action.params["scheduled_actions"]) == 1
+
+
+def test_idle_members_reading_a_percent_do_not_add_up_to_a_member():
+    # 1 busy member, 5 idle ones whose GPUs read 0-1 %: one member is enough.
+    def utils(s):
+        rng = np.random.default_rng(3)
+        out = rng.choice([0.0, 0.0, 0.0, 1.0], (6, len(s)))
+        out[0] = 95.0
+        return out
+
+    snap, _ = one_group(utils)
+    [rec], _ = recommend(snap, SETTINGS, IDLE)
+    assert dict(rec.action.params)["desired_capacity"] == 1
