@@ -56,6 +56,7 @@ from recommenders.idle import (
     UNKNOWN,
     IdleSettings,
     classify,
+    hold_forward,
 )
 from recommenders.model import Kind, Recommendation, Risk
 
@@ -103,17 +104,6 @@ class _Loads:
     floor_pct: float = 10.0
 
 
-def _hold_fill(grid: np.ndarray, hold: np.ndarray) -> np.ndarray:
-    """Forward-fill each row's observations for up to ``hold[row]`` periods (the idle model's rule)."""
-    n_steps = grid.shape[1]
-    observed = ~np.isnan(grid)
-    idx = np.where(observed, np.arange(n_steps)[None, :], -1)
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    valid = (idx >= 0) & (np.arange(n_steps)[None, :] - idx < hold[:, None])
-    filled = np.take_along_axis(grid, np.clip(idx, 0, None), axis=1)
-    return np.where(valid, filled, np.nan)
-
-
 def _util_grids(frame: pd.DataFrame, keys: Sequence[str], snapshot: Snapshot, hold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and maximum GPU utilization per member and period over the member's GPUs (held like the idle model)."""
     window, period = snapshot.window, snapshot.usage.period
@@ -139,7 +129,7 @@ def _util_grids(frame: pd.DataFrame, keys: Sequence[str], snapshot: Snapshot, ho
     np.maximum.at(grid, sid * n_steps + t, value)
     grid = grid.reshape(series.shape[1], n_steps)
     grid[np.isneginf(grid)] = np.nan
-    grid = _hold_fill(grid, hold[series[0]])
+    grid, _ = hold_forward(grid, ~np.isnan(grid), hold[series[0]])
     owner = series[0]
     total = np.zeros(shape)
     count = np.zeros(shape)

@@ -36,7 +36,7 @@ import pandas as pd
 from providers.hardware import gpu_model
 from providers.model import Metric, Resource, ResourceState, Snapshot
 from recommenders.economics import monthly_cost, price_evidence
-from recommenders.idle import IdleReport, IdleSettings, _cadence, _hold
+from recommenders.idle import IdleReport, IdleSettings, cadence, hold_forward
 from recommenders.model import Kind, Recommendation, Risk
 
 NAME = "consolidate"
@@ -198,8 +198,8 @@ def _util_grid(frame: pd.DataFrame, keys: Sequence[str], idle: IdleReport,
     grid = grid.reshape(n_rows, n_steps)
     observed = ~np.isnan(grid)
     max_hold = max(1, int(timedelta(minutes=idle_settings.max_hold_minutes) / period))
-    hold = np.clip(_cadence(observed, max_hold), 1, max_hold).astype(np.int32)
-    return _hold(grid, observed, hold)
+    hold = np.clip(cadence(observed, max_hold), 1, max_hold).astype(np.int32)
+    return hold_forward(grid, observed, hold)
 
 
 def _pack(workloads: Sequence[_Workload], settings: ConsolidateSettings) -> list[_Bin]:

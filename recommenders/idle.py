@@ -106,35 +106,35 @@ def _build_grids(frame: pd.DataFrame, keys: Sequence[str], window: Window, perio
     in_range = (value[util] >= 0) & (value[util] <= 100)  # a sentinel (-1 for N/A) or garbage is not a reading
     invalid = np.bincount(rows[util[~in_range]], minlength=n_rows)
     util = util[in_range]
-    gpu_max = _grid_max(flat[util], value[util], size).reshape(n_rows, n_steps)
+    gpu_max = grid_max(flat[util], value[util], size).reshape(n_rows, n_steps)
     gpu_count = np.bincount(flat[util], minlength=size).astype(np.float32).reshape(n_rows, n_steps)
     per_gpu_rows = np.bincount(rows[util[frame["gpu"].to_numpy()[util] != INSTANCE_LEVEL]], minlength=n_rows) > 0
     aux = {}
     for name in (Metric.CPU_UTIL, Metric.NET_IN, Metric.NET_OUT):
         sel = picked[name]
-        aux[name] = _grid_max(flat[sel], value[sel], size).reshape(n_rows, n_steps)
+        aux[name] = grid_max(flat[sel], value[sel], size).reshape(n_rows, n_steps)
     del rows, flat, keep, metric, value, util, picked
 
     gpu_obs = ~np.isnan(gpu_max)
-    hold = np.clip(_cadence(gpu_obs, max_hold), 1, max_hold).astype(np.int32)
-    gpu_max, gpu_valid = _hold(gpu_max, gpu_obs, hold)
-    gpu_count, _ = _hold(gpu_count, gpu_obs, hold)
+    hold = np.clip(cadence(gpu_obs, max_hold), 1, max_hold).astype(np.int32)
+    gpu_max, gpu_valid = hold_forward(gpu_max, gpu_obs, hold)
+    gpu_count, _ = hold_forward(gpu_count, gpu_obs, hold)
     for name, grid in aux.items():
         obs = ~np.isnan(grid)
-        aux[name], _ = _hold(grid, obs, np.clip(_cadence(obs, max_hold), 1, max_hold).astype(np.int32))
+        aux[name], _ = hold_forward(grid, obs, np.clip(cadence(obs, max_hold), 1, max_hold).astype(np.int32))
     net_in, net_out = aux[Metric.NET_IN], aux[Metric.NET_OUT]
     net = np.where(np.isnan(net_in) & np.isnan(net_out), np.float32(np.nan), np.nan_to_num(net_in) + np.nan_to_num(net_out))
     return _Grids(gpu_max, gpu_count, gpu_valid, per_gpu_rows, hold, aux[Metric.CPU_UTIL], net, invalid)
 
 
-def _grid_max(flat: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+def grid_max(flat: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     out = np.full(size, -np.inf, dtype=np.float32)
     np.maximum.at(out, flat, values.astype(np.float32))
     out[np.isneginf(out)] = np.nan
     return out
 
 
-def _hold(values: np.ndarray, observed: np.ndarray, hold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def hold_forward(values: np.ndarray, observed: np.ndarray, hold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Forward-fill each row's observations for up to ``hold[row]`` periods; returns (values, valid)."""
     n_rows, n_steps = observed.shape
     idx = np.where(observed, np.arange(n_steps, dtype=np.int32)[None, :], np.int32(-1))
@@ -146,7 +146,7 @@ def _hold(values: np.ndarray, observed: np.ndarray, hold: np.ndarray) -> tuple[n
     return np.where(valid, filled, np.float32(np.nan)), valid
 
 
-def _cadence(observed: np.ndarray, cap: int) -> np.ndarray:
+def cadence(observed: np.ndarray, cap: int) -> np.ndarray:
     """Median spacing in periods (the lower median, capped at ``cap``) between a row's observations; 1 if unknown.
 
     Capping first is exact for the capped result and lets a per-row histogram replace a sort.

@@ -43,7 +43,7 @@ from providers.model import (
     Snapshot,
 )
 from recommenders.economics import monthly_cost, price_evidence
-from recommenders.idle import IdleReport, IdleSettings, _cadence, _grid_max, _hold
+from recommenders.idle import IdleReport, IdleSettings, cadence, grid_max, hold_forward
 from recommenders.model import Kind, Recommendation, Risk
 
 NAME = "rightsize"
@@ -230,9 +230,9 @@ def profile_usage(snapshot: Snapshot, idle: IdleReport, keys: list[str], install
     np.maximum.at(top, rows[is_util], col[is_util] + 1)
     expected = np.where(per_gpu, np.maximum(np.array([installed.get(k, 0) for k in keys], dtype=np.int64), top), 1)
 
-    cadence = idle.per_resource["cadence_s"].reindex(keys).fillna(period.total_seconds()).to_numpy()
+    cadence_s = idle.per_resource["cadence_s"].reindex(keys).fillna(period.total_seconds()).to_numpy()
     max_hold = max(1, int(timedelta(minutes=idle_settings.max_hold_minutes) / period))
-    hold = np.clip(np.rint(cadence / period.total_seconds()), 1, max_hold).astype(np.int32)
+    hold = np.clip(np.rint(cadence_s / period.total_seconds()), 1, max_hold).astype(np.int32)
     max_hold_h = max(1, math.ceil(idle_settings.max_hold_minutes / 60))
 
     out: dict[str, Profile] = {}
@@ -246,9 +246,9 @@ def profile_usage(snapshot: Snapshot, idle: IdleReport, keys: list[str], install
         u, m, c = np.flatnonzero(is_util & gpu_rows), np.flatnonzero(is_mem & gpu_rows), np.flatnonzero(is_cpu & in_chunk)
         n = hi - lo
         # GPU utilization: (n x width x periods), held for each series' cadence; missing GPUs stay NaN
-        util = _grid_max(((rows[u] - lo) * width + col[u]) * n_steps + step[u], value[u], n * width * n_steps)
+        util = grid_max(((rows[u] - lo) * width + col[u]) * n_steps + step[u], value[u], n * width * n_steps)
         util = util.reshape(n * width, n_steps)
-        util, _ = _hold(util, ~np.isnan(util), np.repeat(hold[lo:hi], width))
+        util, _ = hold_forward(util, ~np.isnan(util), np.repeat(hold[lo:hi], width))
         util = util.reshape(n, width, n_steps)
         pad = np.arange(width)[None, :] >= exp[:, None]
         util[pad] = 0.0
@@ -260,7 +260,7 @@ def profile_usage(snapshot: Snapshot, idle: IdleReport, keys: list[str], install
         del util, util_bins
 
         # GPU memory: (n x width x hours) of the hourly peak
-        mem = _grid_max(((rows[m] - lo) * width + col[m]) * n_hours + hour[m], value[m], n * width * n_hours)
+        mem = grid_max(((rows[m] - lo) * width + col[m]) * n_hours + hour[m], value[m], n * width * n_hours)
         mem = mem.reshape(n * width, n_hours)
         if settings.memory_percentile >= 100:
             peak = _nanmax(mem).reshape(n, width)
@@ -268,7 +268,7 @@ def profile_usage(snapshot: Snapshot, idle: IdleReport, keys: list[str], install
             with np.errstate(all="ignore"):
                 peak = np.nanpercentile(mem, settings.memory_percentile, axis=1).reshape(n, width)
         obs = ~np.isnan(mem)
-        mem, _ = _hold(mem, obs, np.clip(_cadence(obs, max_hold_h), 1, max_hold_h).astype(np.int32))
+        mem, _ = hold_forward(mem, obs, np.clip(cadence(obs, max_hold_h), 1, max_hold_h).astype(np.int32))
         mem = mem.reshape(n, width, n_hours)
         mem[pad] = 0.0
         mem_known = ~np.isnan(mem).any(axis=1)
@@ -277,9 +277,9 @@ def profile_usage(snapshot: Snapshot, idle: IdleReport, keys: list[str], install
         del mem
 
         # instance CPU: (n x periods), held for its own cadence
-        cpu = _grid_max((rows[c] - lo) * n_steps + step[c], np.minimum(value[c], 100.0), n * n_steps).reshape(n, n_steps)
+        cpu = grid_max((rows[c] - lo) * n_steps + step[c], np.minimum(value[c], 100.0), n * n_steps).reshape(n, n_steps)
         obs = ~np.isnan(cpu)
-        cpu, cpu_known = _hold(cpu, obs, np.clip(_cadence(obs, max_hold), 1, max_hold).astype(np.int32))
+        cpu, cpu_known = hold_forward(cpu, obs, np.clip(cadence(obs, max_hold), 1, max_hold).astype(np.int32))
         cpu_p = _quantile(_hist(np.where(cpu_known, np.rint(cpu * 10), -1).astype(np.int64), 1001),
                           settings.percentile) / 10
         del cpu
