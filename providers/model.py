@@ -206,10 +206,37 @@ class PriceQuote:
     hourly_usd: Decimal
     source: str  # e.g. "catalog", "aws-pricing-api", "spot-price-history"
     as_of: datetime
+    #: Spot only: the interruption band as published (AWS Spot Advisor "10-15%", ...); None: not known.
+    interruption: str | None = None
 
     @property
     def monthly_usd(self) -> Decimal:
         return self.hourly_usd * HOURS_PER_MONTH
+
+
+class Instrument(enum.StrEnum):
+    """Commitment instruments: what a buyer signs, with the scope each one covers."""
+
+    AWS_COMPUTE_SP = "aws-compute-savings-plan"  # any family, any region, $/h commitment
+    AWS_EC2_INSTANCE_SP = "aws-ec2-instance-savings-plan"  # one family in one region, $/h commitment
+    AWS_RI = "aws-reserved-instance"  # standard regional RI: one family in one region (size-flexible, Linux)
+    GCP_CUD = "gcp-committed-use-discount"  # resource-based: GPUs (+ cores, RAM) of one series in one region
+    AZURE_RESERVATION = "azure-reservation"  # one VM size (flexibility group) in one region
+    AZURE_SAVINGS_PLAN = "azure-savings-plan"  # any VM, any region, $/h commitment
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentRate:
+    """The effective hourly price of one instance type under a commitment (no upfront / monthly payment)."""
+
+    cloud: Cloud
+    region: str
+    instance_type: str
+    instrument: Instrument
+    term_years: int  # 1 or 3
+    hourly_usd: Decimal
+    source: str
+    as_of: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +254,104 @@ class CostRecord:
     currency: str = "USD"
     resource_id: str | None = None
     pricing_category: str | None = None  # Standard / Dynamic / Committed
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A billing row that could not be read: counted, reported with its place, never silently dropped."""
+
+    file: str
+    line: int  # 1-based line in the file (CSV; the header is line 1) or row number (Parquet)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CostTotal:
+    """Billing totals for one (provider, service, charge category, pricing category) in FOCUS terms."""
+
+    provider: str  # FOCUS ProviderName
+    service: str | None  # ServiceName
+    charge_category: str  # Usage | Purchase | Tax | Credit | Adjustment
+    pricing_category: str | None  # Standard | Dynamic | Committed | None
+    billed_cost: Decimal
+    effective_cost: Decimal
+    list_cost: Decimal | None
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceBilling:
+    """What billing says one resource cost over the billing window (usage rows only)."""
+
+    provider: str
+    resource_id: str  # as billed (instance id, ARN or Azure resource id; matching strips to the last segment)
+    region: str | None
+    instance_type: str | None
+    usage_hours: float
+    committed_hours: float  # hours covered by a commitment discount (RI, savings plan, CUD, reservation)
+    billed_cost: Decimal
+    effective_cost: Decimal  # amortized: commitment purchases spread over the hours they cover
+    list_cost: Decimal | None
+    commitment_ids: tuple[str, ...] = ()
+
+    @property
+    def effective_hourly(self) -> Decimal | None:
+        if self.usage_hours <= 0:
+            return None
+        return self.effective_cost / Decimal(str(round(self.usage_hours, 6)))
+
+    @property
+    def covered_fraction(self) -> float:
+        return min(1.0, self.committed_hours / self.usage_hours) if self.usage_hours > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentUse:
+    """One commitment (FOCUS CommitmentDiscountId) over the billing window."""
+
+    commitment_id: str
+    provider: str
+    commitment_type: str | None  # FOCUS CommitmentDiscountType / Category: "Reserved Instance", "Savings Plan", ...
+    used_cost: Decimal  # commitment cost that covered usage (CommitmentDiscountStatus Used)
+    unused_cost: Decimal  # commitment cost paid for nothing (Unused)
+
+    @property
+    def utilization(self) -> float | None:
+        total = self.used_cost + self.unused_cost
+        return float(self.used_cost / total) if total > 0 else None
+
+
+#: Columns of ``BillingData.hourly``: instance-hours per (provider, region, type, hour).
+BILLING_HOURLY_COLUMNS = ("provider", "region", "instance_type", "ts", "hours", "committed_hours", "effective_cost")
+
+
+@dataclass(frozen=True)
+class BillingData:
+    """What billing exports (FOCUS, or native exports mapped onto FOCUS) said, aggregated.
+
+    ``hourly`` has ``BILLING_HOURLY_COLUMNS`` (``ts`` UTC hour starts; empty when the exports are
+    daily or coarser); money in it is float (vectorized math), money elsewhere Decimal.
+    """
+
+    sources: tuple[str, ...]
+    rows: int  # rows read, bad ones included
+    bad_rows: int
+    bad_examples: tuple[BadRow, ...]  # the first few, with file and line
+    totals: tuple[CostTotal, ...]
+    resources: tuple[ResourceBilling, ...]
+    commitments: tuple[CommitmentUse, ...]
+    hourly: pd.DataFrame
+    currency: str = "USD"
+    window: Window | None = None  # the charge periods seen (min start, max end)
+
+    def for_resource(self, resource_id: str) -> ResourceBilling | None:
+        """The billing of one resource, matched on the id's last path segment (ARNs, Azure ids)."""
+        want = _last_segment(resource_id)
+        return next((r for r in self.resources if _last_segment(r.resource_id) == want), None)
+
+
+def _last_segment(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +455,10 @@ class Snapshot:
     offerings: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     #: (cloud, instance type) -> its shape, for every type in the fleet and in ``offerings``.
     specs: Mapping[tuple[str, str], InstanceTypeSpec] = field(default_factory=dict)
+    #: Commitment prices for the fleet's types (and their family), from the catalog.
+    commitment_rates: tuple[CommitmentRate, ...] = ()
+    #: Billing exports read for this run (``--billing``); None when none were given.
+    billing: BillingData | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", utc(self.as_of))
