@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from agent.clock import Clock
-from agent.collect import collect
+from agent.collect import BillingReader, collect
 from agent.progress import Progress
 from providers.base import Provider
 from providers.catalog import PriceCatalog
@@ -32,6 +32,8 @@ class AuditRequest:
     period: timedelta = timedelta(minutes=5)
     settings: Settings = field(default_factory=Settings)
     demo: bool = False
+    #: Billing exports to read (FOCUS, AWS CUR 1.0/2.0, Azure EA/MCA; local paths, globs, ``s3://``).
+    billing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,16 @@ class AuditOutcome:
         return EXIT_INCOMPLETE if self.failures else EXIT_OK
 
 
-def run_audit(provider: Provider, request: AuditRequest, clock: Clock, progress: Progress) -> AuditOutcome:
+def run_audit(provider: Provider, request: AuditRequest, clock: Clock, progress: Progress,
+              billing_reader: BillingReader | None = None) -> AuditOutcome:
     at = clock.now()
     window = Window.ending(at, request.lookback, align=request.period)
     log.info("event=audit_start cloud=%s regions=%s window_start=%s window_end=%s", provider.cloud,
              ",".join(request.regions), window.start.isoformat(), window.end.isoformat())
     # CPU and network only veto idle and bound a right-size: read them only where they can matter.
     collected = collect(provider, request.regions, window, request.period, at, progress,
-                        host_metrics_for=lambda gpu_frame: host_metrics_wanted(gpu_frame, request.settings))
+                        host_metrics_for=lambda gpu_frame: host_metrics_wanted(gpu_frame, request.settings),
+                        billing_paths=request.billing, billing_reader=billing_reader)
     with progress.stage("analyze"):
         analysis = analyze(collected.snapshot, request.settings)
     report = AuditReport(

@@ -12,7 +12,7 @@ import re
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from agent.clock import Clock, SystemClock
 from agent.progress import for_terminal
 from providers.base import Provider
 from providers.errors import ConfigurationError, ProviderError
+from providers.model import BillingData, Cloud
 from reports import render
 from reports.model import AuditReport
 from reports.table import render_table
@@ -107,9 +108,13 @@ def main(verbose: int) -> None:
               help="Refine the shipped price catalog with the Pricing API and spot price history.")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bars on stderr (default: when stderr is a terminal).")
+@click.option("--billing", "billing", multiple=True, metavar="PATH",
+              help="Billing export to read (repeatable): FOCUS 1.0+, AWS CUR 1.0/2.0 or Azure EA/MCA exports, "
+                   "CSV or Parquet; a file, folder, glob or s3://bucket/prefix. Gives effective rates, "
+                   "commitment coverage and hourly usage for commitments.")
 def audit(clouds: tuple[str, ...], regions: tuple[str, ...], profile: str | None, lookback: timedelta,
           period: timedelta | None, fmt: str | None, out_file: Path | None, demo: bool, live_prices: bool,
-          show_progress: bool | None) -> None:
+          show_progress: bool | None, billing: tuple[str, ...]) -> None:
     """Read-only audit: recommend stops and off-hours schedules for idle GPU instances."""
     period = period or (DEMO_PERIOD if demo else DEFAULT_PERIOD)
     _check_window(lookback, period)
@@ -121,9 +126,11 @@ def audit(clouds: tuple[str, ...], regions: tuple[str, ...], profile: str | None
     clock = SystemClock()
     try:
         with ExitStack() as stack:
-            provider, chosen = stack.enter_context(_provider(demo, profile, live_prices, regions, clock, lookback))
-            request = AuditRequest(regions=chosen, lookback=lookback, period=period, demo=demo)
-            outcome = run_audit(provider, request, clock, progress)
+            provider, chosen, demo_billing = stack.enter_context(
+                _provider(demo, profile, live_prices, regions, clock, lookback))
+            paths = billing or demo_billing
+            request = AuditRequest(regions=chosen, lookback=lookback, period=period, demo=demo, billing=tuple(paths))
+            outcome = run_audit(provider, request, clock, progress, billing_reader=_billing_reader(provider))
     except ConfigurationError as exc:
         _fail(f"costagent: {exc.one_line()}", EXIT_USAGE)
     except ProviderError as exc:
@@ -139,6 +146,52 @@ def audit(clouds: tuple[str, ...], regions: tuple[str, ...], profile: str | None
     for failure in outcome.failures:
         click.echo(f"costagent: could not read {failure}", err=True)
     sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.option("--cloud", type=click.Choice([c.value for c in Cloud]), default="aws", show_default=True)
+@click.option("--type", "instance_type", default=None, metavar="TYPE", help="One instance type (default: all GPU types).")
+@click.option("--region", default=None, metavar="REGION", help="One region (default: every region in the catalog).")
+@click.option("--live/--no-live", default=False, show_default=True,
+              help="Refresh from the cloud's price API (AWS Pricing API + spot history, GCP Cloud Billing Catalog, "
+                   "Azure Retail Prices); the shipped figure stands where it does not answer.")
+@click.option("--profile", default=None, help="AWS named profile for --live.")
+@click.option("--output", "fmt", type=click.Choice(["table", "json"]), default=None,
+              help="Default: table on a terminal, JSON when piped.")
+def prices(cloud: str, instance_type: str | None, region: str | None, live: bool, profile: str | None,
+           fmt: str | None) -> None:
+    """Print the GPU price catalog: on-demand, spot and commitment rates, each with its source and date."""
+    from agent.prices import live_source, price_rows
+    from reports.prices import render_prices_json, render_prices_table
+
+    chosen = Cloud(cloud)
+    try:
+        source = live_source(chosen, profile) if live else None
+        rows = price_rows(chosen, SystemClock().now(), instance_type, region, source)
+    except ImportError as exc:
+        _fail(f"costagent: live {cloud} prices need the '{cloud}' extra ({exc.name} missing): "
+              f"pip install 'costagent[{cloud}]'", EXIT_USAGE)
+    except (ProviderError, ConfigurationError) as exc:
+        _fail(f"costagent: {exc.one_line()}", EXIT_INCOMPLETE)
+    if not rows:
+        what = " ".join(x for x in (instance_type, region) if x) or "anything"
+        _fail(f"costagent: the {cloud} catalog has no GPU prices for {what} "
+              f"(try `costagent prices --cloud {cloud}` for the whole list)", EXIT_USAGE)
+    fmt = fmt or ("table" if sys.stdout.isatty() else "json")
+    text = render_prices_json(rows) if fmt == "json" else render_prices_table(
+        rows, width=max(120, shutil.get_terminal_size().columns))
+    click.echo(text, nl=not text.endswith("\n"))
+
+
+def _billing_reader(provider: Provider) -> Callable[[Sequence[str]], BillingData]:
+    """Reads billing exports; ``s3://`` paths go through the provider's AWS clients (credential chain, endpoint)."""
+
+    def read(paths: Sequence[str]) -> BillingData:
+        from providers.focus import read_billing
+
+        return read_billing(paths, aws_clients=getattr(provider, "clients", None))
+
+    return read
 
 
 def _check_window(lookback: timedelta, period: timedelta) -> None:
@@ -160,7 +213,8 @@ def _default_format(out_file: Path | None) -> str:
 
 @contextmanager
 def _provider(demo: bool, profile: str | None, live_prices: bool, regions: tuple[str, ...], clock: Clock,
-              lookback: timedelta) -> Iterator[tuple[Provider, tuple[str, ...]]]:
+              lookback: timedelta) -> Iterator[tuple[Provider, tuple[str, ...], tuple[str, ...]]]:
+    """The provider, the regions to audit and (demo only) the billing exports to read by default."""
     try:
         from providers.aws import AwsProvider
         from providers.aws.client import AwsClients
@@ -176,7 +230,7 @@ def _provider(demo: bool, profile: str | None, live_prices: bool, regions: tuple
         with redirect_stdout(sys.stderr), demo_cloud(clock.now(), lookback) as cloud:
             clients = AwsClients(cloud.server.session_factory(), endpoint_url=cloud.server.url)
             # moto has no Pricing API and answers spot history with junk: the demo prices from the catalog.
-            yield AwsProvider(clients, live_prices=False), tuple(regions or cloud.regions)
+            yield AwsProvider(clients, live_prices=False), tuple(regions or cloud.regions), tuple(cloud.billing_paths)
         return
     provider = AwsProvider(AwsClients(profile=profile), live_prices=live_prices)
     configured = tuple(provider.default_regions())  # reads the profile now: a bad one is a usage error
@@ -184,7 +238,7 @@ def _provider(demo: bool, profile: str | None, live_prices: bool, regions: tuple
     if not chosen:
         _fail("costagent: no region: pass --region or set AWS_DEFAULT_REGION (or a region in your AWS profile)",
               EXIT_USAGE)
-    yield provider, chosen
+    yield provider, chosen, ()
 
 
 def _write(report: AuditReport, fmt: str, out_file: Path | None) -> None:

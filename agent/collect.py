@@ -20,6 +20,8 @@ from providers.base import Provider
 from providers.catalog import PriceCatalog
 from providers.errors import ProviderError
 from providers.model import (
+    BillingData,
+    CommitmentRate,
     CostRecord,
     Gap,
     Group,
@@ -43,9 +45,15 @@ class Collected:
     api_calls: dict[str, int]
 
 
+#: Reads billing exports (FOCUS or native) into one aggregate; raises ``ProviderError`` naming the file.
+BillingReader = Callable[[Sequence[str]], BillingData]
+
+
 def collect(provider: Provider, regions: Sequence[str], window: Window, period: timedelta, at: datetime,
-            progress: Progress, host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None) -> Collected:
+            progress: Progress, host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None,
+            billing_paths: Sequence[str] = (), billing_reader: BillingReader | None = None) -> Collected:
     resources: list[Resource] = []
+    commitment_rates: list[CommitmentRate] = []
     groups: list[Group] = []
     offerings: dict[tuple[str, str], frozenset[str]] = {}
     specs: dict[tuple[str, str], InstanceTypeSpec] = {}
@@ -84,7 +92,8 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
                 gaps += result.gaps
             except ProviderError as exc:
                 failed("usage", region, exc, fatal=True)
-        types = sorted({r.instance_type for r in found if r.has_gpu})
+        types = sorted({r.instance_type for r in found if r.has_gpu} | _group_types(groups, region))
+        commitment_rates += [c for t in types for c in catalog.commitment_rates(cloud, region, t)]
         try:
             prices += provider.prices(region, types, at)
         except ProviderError as exc:
@@ -112,6 +121,19 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
     if not costs and not any(g.what == "costs" for g in gaps):
         gaps.append(Gap(cloud, "costs", "the billing API returned no cost data for the window", None, None, None,
                         provider.costs_hint))
+    billing: BillingData | None = None
+    if billing_paths and billing_reader is not None:
+        with progress.stage("billing exports"):
+            try:
+                billing = billing_reader(billing_paths)
+            except ProviderError as exc:
+                failed("billing", None, exc, fatal=True)
+        if billing is not None and billing.bad_rows:
+            first = billing.bad_examples[0] if billing.bad_examples else None
+            where = f"; first at {first.file}:{first.line}: {first.reason}" if first else ""
+            gaps.append(Gap(cloud, "billing", f"{billing.bad_rows} of {billing.rows} billing rows could not be read "
+                            f"and are not counted{where}", None, None, None,
+                            "fix or re-export those rows; the totals cover the readable rows only"))
 
     snapshot = Snapshot(
         as_of=at,
@@ -124,8 +146,14 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
         groups=tuple(groups),
         offerings=offerings,
         specs=specs,
+        commitment_rates=tuple(commitment_rates),
+        billing=billing,
     )
     return Collected(snapshot, tuple(failures), provider.api_calls())
+
+
+def _group_types(groups: Sequence[Group], region: str) -> set[str]:
+    return {g.instance_type for g in groups if g.ref.region == region and g.instance_type}
 
 
 def _targets(provider: Provider, catalog: PriceCatalog, region: str, at: datetime,

@@ -2,23 +2,40 @@
 
 Every price carries its source and date. Live price APIs refine these numbers when they answer
 (``providers/<cloud>/pricing.py``); the shipped copy is the fallback, and the yardstick that
-rejects implausible live prices.
+rejects implausible live prices. ``providers/data/commitment_rates.csv`` adds the published
+1- and 3-year commitment rates (savings plans, reserved instances, CUDs, reservations) per
+(cloud, region, type), where a public figure exists.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
 
-from providers.model import Accelerators, Cloud, InstanceTypeSpec, PriceQuote, PricingModel
+from providers.model import (
+    Accelerators,
+    Cloud,
+    CommitmentRate,
+    InstanceTypeSpec,
+    Instrument,
+    PriceQuote,
+    PricingModel,
+)
 
 #: The region whose price stands in, flagged as such, where the catalog lacks the asked region.
-REFERENCE_REGION = {Cloud.AWS: "us-east-1"}
+REFERENCE_REGION = {Cloud.AWS: "us-east-1", Cloud.GCP: "us-central1", Cloud.AZURE: "eastus"}
+
+COMMITMENTS_FILE = "commitment_rates.csv"
+COMMITMENT_COLUMNS = ("cloud", "region", "instance_type", "instrument", "term_years", "hourly_usd", "source", "as_of")
+COMMITMENT_TERMS = (1, 3)
+#: The cloud each instrument is sold on (its value's prefix: "aws-...", "gcp-...", "azure-...").
+INSTRUMENT_CLOUD = {i: Cloud(i.value.split("-", 1)[0]) for i in Instrument}
 
 
 class CatalogError(ValueError):
@@ -56,11 +73,15 @@ def _midnight(day: date) -> datetime:
 
 
 class PriceCatalog:
-    def __init__(self, entries: list[CatalogEntry]) -> None:
+    def __init__(self, entries: Iterable[CatalogEntry], commitments: Iterable[CommitmentRate] = ()) -> None:
         self._by_key = {(e.cloud, e.region, e.instance_type): e for e in entries}
+        self._commitments: dict[tuple[Cloud, str, str], list[CommitmentRate]] = {}
+        for rate in commitments:
+            self._commitments.setdefault((rate.cloud, rate.region, rate.instance_type), []).append(rate)
 
     @classmethod
     def shipped(cls, cloud: Cloud) -> PriceCatalog:
+        """The shipped catalog of ``cloud``, with that cloud's shipped commitment rates."""
         return _load_shipped(cloud)
 
     def __len__(self) -> int:
@@ -90,6 +111,17 @@ class PriceCatalog:
     def entries(self, cloud: Cloud | None = None) -> list[CatalogEntry]:
         return [e for e in self._by_key.values() if cloud is None or e.cloud == cloud]
 
+    def listing(self, cloud: Cloud, instance_type: str | None = None, region: str | None = None) -> list[CatalogEntry]:
+        """The entries of ``cloud`` (optionally one type and/or one region), sorted by type, then region."""
+        rows = [e for e in self.entries(cloud)
+                if (instance_type is None or e.instance_type == instance_type) and (region is None or e.region == region)]
+        return sorted(rows, key=lambda e: (e.instance_type, e.region))
+
+    def commitment_rates(self, cloud: Cloud, region: str, instance_type: str) -> list[CommitmentRate]:
+        """The published commitment rates of (region, type): exact region only, no stand-in."""
+        rates = self._commitments.get((cloud, region, instance_type), [])
+        return sorted(rates, key=lambda c: (c.instrument.value, c.term_years))
+
     def quotes(self, cloud: Cloud, region: str, instance_type: str) -> list[PriceQuote]:
         entry, stand_in = self.entry(cloud, region, instance_type)
         if entry is None:
@@ -104,7 +136,7 @@ class PriceCatalog:
             out.append(
                 PriceQuote(cloud, region, instance_type, PricingModel.SPOT, spot,
                            f"catalog: typical spot discount {entry.spot_savings_pct:g}% ({entry.spot_source}){note}",
-                           _midnight(entry.spot_as_of or entry.on_demand_as_of))
+                           _midnight(entry.spot_as_of or entry.on_demand_as_of), interruption=entry.spot_interruption)
             )
         return out
 
@@ -112,10 +144,20 @@ class PriceCatalog:
 @cache
 def _load_shipped(cloud: Cloud) -> PriceCatalog:
     name = f"{cloud.value}_gpu_catalog.csv"
+    text = _data_text(name)
+    entries = parse_catalog(text, cloud, name) if text is not None else []
+    return PriceCatalog(entries, [c for c in _shipped_commitments() if c.cloud == cloud])
+
+
+@cache
+def _shipped_commitments() -> tuple[CommitmentRate, ...]:
+    text = _data_text(COMMITMENTS_FILE)
+    return tuple(parse_commitments(text, COMMITMENTS_FILE)) if text is not None else ()
+
+
+def _data_text(name: str) -> str | None:
     ref = resources.files("providers") / "data" / name
-    if not ref.is_file():
-        return PriceCatalog([])
-    return PriceCatalog(parse_catalog(ref.read_text(encoding="utf-8"), cloud, name))
+    return ref.read_text(encoding="utf-8") if ref.is_file() else None
 
 
 def parse_catalog(text: str, cloud: Cloud, source_name: str) -> list[CatalogEntry]:
@@ -151,3 +193,42 @@ def _entry(row: dict[str, str], cloud: Cloud) -> CatalogEntry:
         spot_source=(row.get("spot_source") or "").strip() or None,
         spot_as_of=date.fromisoformat(spot_as_of.strip()) if spot_as_of.strip() else None,
     )
+
+
+def parse_commitments(text: str, source_name: str) -> list[CommitmentRate]:
+    """Rows of ``commitment_rates.csv``; any malformed row raises ``CatalogError`` naming file:line."""
+    reader = csv.DictReader(io.StringIO(text))
+    if tuple(reader.fieldnames or ()) != COMMITMENT_COLUMNS:
+        raise CatalogError(f"{source_name}:1: header must be {','.join(COMMITMENT_COLUMNS)}")
+    rates: list[CommitmentRate] = []
+    seen: set[tuple[Cloud, str, str, Instrument, int]] = set()
+    for lineno, row in enumerate(reader, start=2):
+        try:
+            rate = _commitment(row)
+        except (KeyError, ValueError, InvalidOperation, TypeError, AttributeError) as exc:
+            raise CatalogError(f"{source_name}:{lineno}: bad commitment row ({exc})") from exc
+        key = (rate.cloud, rate.region, rate.instance_type, rate.instrument, rate.term_years)
+        if key in seen:
+            raise CatalogError(f"{source_name}:{lineno}: duplicate commitment row {key}")
+        seen.add(key)
+        rates.append(rate)
+    return rates
+
+
+def _commitment(row: dict[str, str]) -> CommitmentRate:
+    if None in row or any(row[c] is None for c in COMMITMENT_COLUMNS):
+        raise ValueError(f"expected {len(COMMITMENT_COLUMNS)} fields")
+    cloud, instrument = Cloud(row["cloud"].strip()), Instrument(row["instrument"].strip())
+    if INSTRUMENT_CLOUD[instrument] != cloud:
+        raise ValueError(f"instrument {instrument.value} is not sold on {cloud.value}")
+    term = int(row["term_years"])
+    if term not in COMMITMENT_TERMS:
+        raise ValueError(f"term {term} is not 1 or 3 years")
+    hourly = Decimal(row["hourly_usd"])
+    if not hourly.is_finite() or hourly <= 0:
+        raise ValueError(f"non-positive rate {hourly}")
+    region, itype, source = row["region"].strip(), row["instance_type"].strip(), row["source"].strip()
+    if not (region and itype and source):
+        raise ValueError("region, instance_type and source must be set")
+    return CommitmentRate(cloud, region, itype, instrument, term, hourly, source,
+                          _midnight(date.fromisoformat(row["as_of"].strip())))

@@ -471,10 +471,30 @@ class Snapshot:
         return self.prices.get((str(cloud), region, instance_type, model))
 
     def price_for(self, resource: Resource) -> PriceQuote | None:
-        """The hourly price this resource pays (its own pricing model, on-demand as fallback)."""
+        """The hourly price this resource pays.
+
+        When billing shows the resource covered by a commitment, its effective (amortized,
+        after-discount) rate from billing; else the list price of its own pricing model, on-demand
+        as the fallback.
+        """
+        covered = self.effective_quote(resource)
+        if covered is not None:
+            return covered
         cloud, region, itype = resource.ref.cloud.value, resource.ref.region, resource.instance_type
         own = self.prices.get((cloud, region, itype, resource.pricing_model))
         return own or self.prices.get((cloud, region, itype, PricingModel.ON_DEMAND))
+
+    def effective_quote(self, resource: Resource) -> PriceQuote | None:
+        """The billed effective hourly rate of a resource billing shows covered by a commitment; else None."""
+        billed = self.billing.for_resource(resource.ref.id) if self.billing is not None else None
+        if billed is None or billed.committed_hours <= 0 or billed.effective_hourly is None:
+            return None
+        ids = ", ".join(billed.commitment_ids) or "a commitment"
+        source = (f"billing: effective cost {billed.effective_cost:.2f} over {billed.usage_hours:g} h, "
+                  f"{billed.covered_fraction:.0%} covered by {ids}")
+        as_of = self.billing.window.end if self.billing is not None and self.billing.window else self.as_of
+        return PriceQuote(resource.ref.cloud, resource.ref.region, resource.instance_type, PricingModel.COMMITTED,
+                          billed.effective_hourly.quantize(Decimal("0.0001")), source, as_of)
 
 
 def price_key(quote: PriceQuote) -> tuple[str, str, str, PricingModel]:

@@ -6,7 +6,10 @@ Order and exclusions: members of scaling groups are judged as groups (``autoscal
 stopped or resized member would be replaced or undone by its group. A ``stop`` supersedes every
 other finding on the same instance; ``rightsize`` and ``consolidate`` skip stopped instances (and
 consolidation skips right-sized ones); a ``schedule`` may stand beside a right-size (the report's
-total counts only the larger of overlapping findings).
+total counts only the larger of overlapping findings). ``spot`` skips stopped instances and group
+members; ``commitment`` sizes pools on the usage left after the stops. Findings on instances that
+billing shows covered by a commitment are priced at the effective rate and say whether they strand
+it (``stranding``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import numpy as np
 import pandas as pd
 
 from providers.model import Gap, Metric, Resource, ResourceState, Snapshot
-from recommenders import autoscale, consolidate, gpu_idle, rightsize, schedule
+from recommenders import autoscale, commitments, consolidate, gpu_idle, rightsize, schedule, spot, stranding
 from recommenders.idle import IdleReport, IdleSettings, classify, quiet_gpu_keys
 from recommenders.kpis import FleetKpis, fleet_kpis
 from recommenders.model import Recommendation
 
-RECOMMENDERS = (gpu_idle.NAME, schedule.NAME, rightsize.NAME, consolidate.NAME, autoscale.NAME)
+RECOMMENDERS = (gpu_idle.NAME, schedule.NAME, rightsize.NAME, consolidate.NAME, autoscale.NAME, spot.NAME,
+                commitments.NAME)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Settings:
     rightsize: rightsize.RightsizeSettings = field(default_factory=rightsize.RightsizeSettings)
     consolidate: consolidate.ConsolidateSettings = field(default_factory=consolidate.ConsolidateSettings)
     autoscale: autoscale.AutoscaleSettings = field(default_factory=autoscale.AutoscaleSettings)
+    spot: spot.SpotSettings = field(default_factory=spot.SpotSettings)
+    commitment: commitments.CommitmentSettings = field(default_factory=commitments.CommitmentSettings)
     enabled: tuple[str, ...] = RECOMMENDERS
     kpi_tag: str = "team"
 
@@ -100,6 +106,13 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Analysis:
         group_recs, group_gaps = autoscale.recommend(snapshot, settings.autoscale, settings.idle)
         recs += group_recs
         gaps += group_gaps
+    if spot.NAME in on:
+        recs += spot.recommend(snapshot, idle, by_key, settings.spot, settings.idle, exclude=stopped | members)
+    if commitments.NAME in on:
+        commit_recs, commit_gaps = commitments.recommend(snapshot, settings.commitment, exclude=stopped)
+        recs += commit_recs
+        gaps += commit_gaps
+    recs = stranding.annotate(snapshot, recs)
     unique = {r.id: r for r in recs}
     gaps += coverage_gaps(pool, idle, settings.idle)
     analyzed = tuple(k for k in idle.keys if idle.per_resource.at[k, "known_hours"] >= settings.idle.min_data_hours)

@@ -444,7 +444,8 @@ def _recommend_one(snapshot: Snapshot, res: Resource, prof: Profile, settings: R
     cur_acc, cur_vcpu, cur_ram = _current_shape(snapshot, res)
     if cur_acc is None or cur_acc.count <= 0 or cur_vcpu <= 0:
         return None  # the current shape is unknown: nothing to size against
-    cur_od = snapshot.quote(cloud, region, res.instance_type, PricingModel.ON_DEMAND)
+    # A commitment-covered instance costs its effective (billed) rate, not the list price.
+    cur_od = snapshot.effective_quote(res) or snapshot.quote(cloud, region, res.instance_type, PricingModel.ON_DEMAND)
     cur_spot = snapshot.quote(cloud, region, res.instance_type, PricingModel.SPOT)
     if cur_od is None and not (res.pricing_model == PricingModel.SPOT and cur_spot is not None):
         return None

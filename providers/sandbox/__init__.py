@@ -17,10 +17,14 @@ import pandas as pd
 from moto.server import ThreadedMotoServer
 
 from providers.sandbox.aws_groups import seed_groups
+from providers.sandbox.billing import Reservation, focus_rows, upload
 from providers.sandbox.aws_seed import Seeded, seed_costs, seed_fleet
 from providers.sandbox.fleet import SimInstance, demo_fleet
 from providers.sandbox.groups import SimGroup, demo_groups
 
+#: A simulated instance with this tag is covered by the demo's reserved instance in its billing export.
+DEMO_RESERVED_TAG = "demo:reserved"
+DEMO_RESERVATION = "arn:aws:ec2:us-east-1:123456789012:reserved-instances/2f1c6a7e-demo-p4d"
 DEMO_CREDENTIALS = {"aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
 
 
@@ -56,6 +60,7 @@ class DemoCloud:
     seeded: Seeded
     groups: tuple[SimGroup, ...] = ()
     group_members: dict[str, list[str]] | None = None  # group name -> member instance ids
+    billing_paths: tuple[str, ...] = ()  # the demo's FOCUS export in the local S3
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -81,4 +86,8 @@ def demo_cloud(
         members = seed_groups(server.session(), groups, end, lookback, cadence, endpoint_url=server.url) if groups else {}
         seed_costs(server.url, fleet, end, lookback,
                    [(g.instance_type, g.region) for g in groups for _ in members.get(g.name, [])])
-        yield DemoCloud(server, fleet, seeded, groups, members)
+        covered = [Reservation(i.name, DEMO_RESERVATION) for i in fleet if i.tags.get(DEMO_RESERVED_TAG)]
+        rows = focus_rows(fleet, seeded.ids, end, lookback,
+                          [(m, g.instance_type, g.region) for g in groups for m in members.get(g.name, [])], covered)
+        billing = (upload(server.session(), server.url, rows),)
+        yield DemoCloud(server, fleet, seeded, groups, members, billing)

@@ -155,7 +155,7 @@ def simulate(inst: SimInstance, times: pd.DatetimeIndex) -> Series:
 
 def _i(name: str, region: str, itype: str, gpus: int, mem_gib: float, behaviour: str, **kw: object) -> SimInstance:
     team = {"notebook": "research", "llm": "llm", "vision": "vision"}.get(name.split("-")[0], "platform")
-    tags = {"Name": name, "team": team, "owner": f"{team}@example.com"}
+    tags = {"Name": name, "team": team, "owner": f"{team}@example.com", **kw.pop("tags", {})}  # type: ignore[dict-item]
     return SimInstance(name, region, itype, gpus, mem_gib * 1024, behaviour, tags=tags, **kw)  # type: ignore[arg-type]
 
 
@@ -165,11 +165,13 @@ def demo_fleet() -> list[SimInstance]:
     # stored in the region, so a spread fleet keeps the demo fast.
     east, west, eu, fra, tokyo = "us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1"
     return [
-        _i("llm-finetune-7b", east, "p4d.24xlarge", 8, 40, FORGOTTEN, idle_days=8, expect="stop"),
+        _i("llm-finetune-7b", east, "p4d.24xlarge", 8, 40, FORGOTTEN, idle_days=8, expect="stop",
+           tags={"demo:reserved": "1"}),  # covered by a reserved instance in the demo's billing export
         _i("render-legacy", east, "g4dn.xlarge", 1, 16, NO_AGENT, expect_gap=True),
         _i("web-frontend", east, "m5.large", 0, 0, INFERENCE),
         _i("demo-day-box", west, "g5.xlarge", 1, 22.35, IDLE_ALL, spot=True, expect="stop"),
-        _i("llm-pretrain-l4", west, "g6.12xlarge", 4, 22.35, TRAINING),
+        _i("llm-pretrain-l4", west, "g6.12xlarge", 4, 22.35, TRAINING, expect="spot",
+           tags={"costagent:interruptible": "true", "costagent:checkpoint-minutes": "5"}),
         _i("llm-new-experiment", west, "g6.xlarge", 1, 22.35, NEW, age_hours=20, expect_gap=True),
         _i("vision-notebook-carol", eu, "g4dn.2xlarge", 1, 16, OFFICE, expect="schedule"),
         _i("multi-gpu-dev", eu, "g5.12xlarge", 4, 22.35, ONE_BUSY, expect="rightsize"),

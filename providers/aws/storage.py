@@ -1,0 +1,92 @@
+"""S3 objects for billing ingestion: list a prefix, stream objects into a local folder.
+
+Billing exports land in S3 (CUR 1.0/2.0, FOCUS exports). The reader works on local files, so each
+object is downloaded in 1 MiB chunks (never held whole in memory) to a temporary folder. Everything
+goes through ``AwsClients``: the standard credential chain, ``AWS_ENDPOINT_URL``, retries and call
+counting apply, and SDK errors arrive as ``providers.errors``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from providers.aws.client import AwsClients, pages, translated
+from providers.errors import ConfigurationError, NotFound
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+DEFAULT_REGION = "us-east-1"  # S3 redirects a client to a bucket's own region
+
+
+@dataclass(frozen=True, slots=True)
+class S3Object:
+    bucket: str
+    key: str
+    size: int
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix``)."""
+    if not url.startswith("s3://"):
+        raise ConfigurationError(f"not an s3:// URL: {url}")
+    bucket, _, key = url[len("s3://"):].partition("/")
+    if not bucket:
+        raise ConfigurationError(f"no bucket in {url}", hint="write s3://bucket/prefix")
+    return bucket, key
+
+
+def _region(clients: AwsClients) -> str:
+    return clients.default_region() or DEFAULT_REGION
+
+
+def list_objects(clients: AwsClients, url: str, suffixes: tuple[str, ...] = ()) -> list[S3Object]:
+    """The objects under a URL, sorted by key.
+
+    The URL names one object, a prefix (every object below it whose name ends with one of
+    ``suffixes``, when given) or a glob (``s3://b/cur/*/part-*.parquet``: listed from the part
+    before the first wildcard, matched with ``fnmatch``).
+    """
+    bucket, key = parse_url(url)
+    wild = next((i for i, ch in enumerate(key) if ch in "*?["), None)
+    prefix = key if wild is None else key[:wild]
+    region = _region(clients)
+    client = clients.client("s3", region)
+    found: list[S3Object] = []
+    for page in pages(client, "ListObjectsV2", region, Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            name = str(item["Key"])
+            if name.endswith("/"):
+                continue  # a console "folder"
+            if wild is not None and not fnmatch.fnmatchcase(name, key):
+                continue
+            if wild is None and name != key and suffixes and not name.lower().endswith(suffixes):
+                continue
+            found.append(S3Object(bucket, name, int(item.get("Size", 0))))
+    if not found:
+        raise NotFound(f"aws s3: nothing found at {url}", hint="check the bucket, the prefix and the region")
+    return sorted(found, key=lambda o: o.key)
+
+
+def download(clients: AwsClients, obj: S3Object, folder: Path) -> Path:
+    """Stream one object to ``folder/<bucket>/<key>`` (its name kept: the extension tells gzip)."""
+    target = folder / obj.bucket / PurePosixPath(obj.key)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    region = _region(clients)
+    with translated("s3", "GetObject", region):
+        response = clients.client("s3", region).get_object(Bucket=obj.bucket, Key=obj.key)
+        body = response["Body"]
+        try:
+            with open(target, "wb") as out:
+                out.writelines(body.iter_chunks(CHUNK))
+        finally:
+            body.close()
+    log.debug("s3 download url=%s bytes=%d", obj.url, target.stat().st_size)
+    return target

@@ -1,0 +1,463 @@
+"""Usage levels and commitment levels: hourly usage per instance type, and the math of sizing a commitment.
+
+**Hourly usage** (``hourly_usage``): instances running per (cloud, region, type) and UTC hour over the
+snapshot window. From billing (``Snapshot.billing.hourly``, per cloud where it has rows: it sees every
+instance-hour, terminated instances included, and the hours existing commitments already covered), else
+from telemetry (an instance runs in an hour when any usage row of it, any metric, falls in that hour; an
+hour without rows is not running; terminated instances are invisible). Spot and non-GPU instances are
+never committed to. ``exclude`` (the instances the stop findings stop) is left out of telemetry and
+subtracted from billing, so a level is sized *after* the stop findings.
+
+**Sizing.** Usage ``u_t`` is in on-demand dollars per hour (instances running in hour ``t`` x their
+on-demand hourly price, summed over a pool's types). A commitment of level ``q`` (on-demand $/h it covers)
+bought at the rate ratio ``d`` (commitment hourly / on-demand hourly) costs ``d q`` every hour, used or
+not, and removes ``min(u_t, q)`` of on-demand charges. Saving per hour, on average over the lookback::
+
+    s(q) = mean_t(min(u_t, q)) - d q
+
+``s`` is concave and piecewise linear with kinks at the distinct usage values, so its maximum lies on
+one of them (or at 0). Its right slope at ``q`` is ``P(u > q) - d``: the optimum is the smallest level
+where ``P(u > q) <= d`` — the newsvendor quantile, "commit the level q where P(u >= q) = d".
+``optimal_level`` finds it exactly by evaluating ``s`` at every candidate (sorted prefix sums, O(T log T));
+``quantile_level`` reads it off the empirical distribution; the tests check they agree. ``size`` applies
+it to one instrument and term (the rate ratio usage-weighted over a pool's types, whole instances for
+instruments bought as a count) and ``choose`` picks among the results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from providers.model import (
+    BillingData,
+    Cloud,
+    CommitmentRate,
+    Instrument,
+    PricingModel,
+    Snapshot,
+)
+
+HOURLY_USAGE_COLUMNS = ("cloud", "region", "instance_type", "ts", "instances", "committed")
+HOUR = pd.Timedelta(hours=1)
+_HOUR_NS = 3_600_000_000_000
+
+# ----------------------------------------------------------------------------------- hourly usage
+
+
+def _cloud_of_provider(name: object) -> str | None:
+    """FOCUS ProviderName ("AWS", "Amazon Web Services", "Google Cloud", "Microsoft", ...) -> cloud."""
+    text = str(name).lower()
+    if "aws" in text or "amazon" in text:
+        return Cloud.AWS.value
+    if "google" in text or "gcp" in text:
+        return Cloud.GCP.value
+    if "microsoft" in text or "azure" in text:
+        return Cloud.AZURE.value
+    return None
+
+
+def hour_grid(snapshot: Snapshot) -> pd.DatetimeIndex:
+    """UTC hour starts of every hour the snapshot window touches."""
+    start = pd.Timestamp(snapshot.window.start).floor("h")
+    return pd.date_range(start, pd.Timestamp(snapshot.window.end), freq="h", inclusive="left")
+
+
+def _billing_span(billing: BillingData, grid: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The window's hours the billing exports speak for (outside them billing says nothing, not zero)."""
+    if billing.window is not None:
+        lo, hi = pd.Timestamp(billing.window.start).floor("h"), pd.Timestamp(billing.window.end)
+    else:
+        ts = pd.to_datetime(billing.hourly["ts"], utc=True)
+        lo, hi = ts.min().floor("h"), ts.max().floor("h") + HOUR
+    return grid[(grid >= lo) & (grid < hi)]
+
+
+def _telemetry_counts(snapshot: Snapshot, grid: pd.DatetimeIndex, keys: Collection[str]) -> pd.DataFrame:
+    """(cloud, region, instance_type, ts, instances, committed) from usage rows of the given resources."""
+    res = [r for r in snapshot.resources if r.ref.key in keys]
+    frame = snapshot.usage.frame
+    columns = list(HOURLY_USAGE_COLUMNS)
+    if not res or frame.empty or grid.empty:
+        return pd.DataFrame(columns=columns)
+    column = frame["resource"] if isinstance(frame["resource"].dtype, pd.CategoricalDtype) \
+        else frame["resource"].astype("category")
+    lookup = {r.ref.key: i for i, r in enumerate(res)}
+    cat_to_res = np.array([lookup.get(str(c), -1) for c in column.cat.categories] + [-1], dtype=np.int64)
+    rid = cat_to_res[column.cat.codes.to_numpy()]  # code -1 (missing) hits the trailing -1
+    stamps = pd.DatetimeIndex(frame["ts"]).as_unit("ns").asi8
+    hour = (stamps - grid[0].as_unit("ns").value) // _HOUR_NS
+    keep = (rid >= 0) & (hour >= 0) & (hour < len(grid))
+    running = np.zeros((len(res), len(grid)), dtype=bool)
+    running[rid[keep], hour[keep]] = True
+    r, h = np.nonzero(running)
+    rows = pd.DataFrame({
+        "cloud": np.array([x.ref.cloud.value for x in res], dtype=object)[r],
+        "region": np.array([x.ref.region for x in res], dtype=object)[r],
+        "instance_type": np.array([x.instance_type for x in res], dtype=object)[r],
+        "ts": grid[h],
+        "instances": 1.0,
+        "committed": np.array([float(x.pricing_model == PricingModel.COMMITTED) for x in res])[r],
+    })
+    return rows.groupby(["cloud", "region", "instance_type", "ts"], as_index=False)[["instances", "committed"]].sum()
+
+
+def _billing_counts(billing: BillingData, grid: pd.DatetimeIndex) -> pd.DataFrame:
+    hourly = billing.hourly
+    cloud = hourly["provider"].map(_cloud_of_provider)
+    ts = pd.DatetimeIndex(pd.to_datetime(hourly["ts"], utc=True)).floor("h")
+    keep = cloud.notna().to_numpy() & ts.isin(grid)
+    rows = pd.DataFrame({
+        "cloud": cloud[keep].to_numpy(dtype=object),
+        "region": hourly["region"][keep].fillna("").astype(str).to_numpy(dtype=object),
+        "instance_type": hourly["instance_type"][keep].to_numpy(dtype=object),
+        "ts": ts[keep],
+        "instances": hourly["hours"][keep].to_numpy(dtype=float),
+        "committed": hourly["committed_hours"][keep].fillna(0.0).to_numpy(dtype=float),
+    })
+    rows = rows[rows["instance_type"].notna()]
+    return rows.groupby(["cloud", "region", "instance_type", "ts"], as_index=False)[["instances", "committed"]].sum()
+
+
+def _zero_filled(counts: pd.DataFrame, grids: dict[str, pd.DatetimeIndex]) -> pd.DataFrame:
+    """Every (cloud, region, type) seen, at every hour of its cloud's grid (0 where nothing ran)."""
+    parts = []
+    for cloud, grid in grids.items():
+        mine = counts[counts["cloud"] == cloud]
+        if mine.empty or grid.empty:
+            continue
+        types = mine[["cloud", "region", "instance_type"]].drop_duplicates()
+        full = types.merge(pd.DataFrame({"ts": grid}), how="cross")
+        parts.append(full.merge(mine, on=["cloud", "region", "instance_type", "ts"], how="left"))
+    if not parts:
+        return pd.DataFrame(columns=list(HOURLY_USAGE_COLUMNS))
+    out = pd.concat(parts, ignore_index=True)
+    out[["instances", "committed"]] = out[["instances", "committed"]].fillna(0.0)
+    return out.sort_values(["cloud", "region", "instance_type", "ts"], ignore_index=True)[list(HOURLY_USAGE_COLUMNS)]
+
+
+def hourly_usage_by_source(snapshot: Snapshot, exclude: Collection[str] = ()) -> tuple[pd.DataFrame, dict[str, str], dict[str, int]]:
+    """``hourly_usage``, the source per cloud (billing | telemetry) and the lookback hours per cloud."""
+    grid = hour_grid(snapshot)
+    excluded = set(exclude)
+    committable = {r.ref.key for r in snapshot.resources
+                   if r.has_gpu and r.pricing_model != PricingModel.SPOT and r.ref.key not in excluded}
+    billing = snapshot.billing
+    billed = pd.DataFrame(columns=list(HOURLY_USAGE_COLUMNS))
+    grids: dict[str, pd.DatetimeIndex] = {}
+    sources: dict[str, str] = {}
+    if billing is not None and not billing.hourly.empty:
+        span = _billing_span(billing, grid)
+        billed = _billing_counts(billing, span)
+        gpu_types = _gpu_types(snapshot)
+        billed = billed[[(c, t) in gpu_types for c, t in zip(billed["cloud"], billed["instance_type"], strict=True)]]
+        for cloud in billed["cloud"].unique():
+            grids[cloud], sources[cloud] = span, "billing"
+        on_demand = {r.ref.key for r in snapshot.resources if r.pricing_model != PricingModel.SPOT}
+        gone = _telemetry_counts(snapshot, span, excluded & on_demand)  # stopped instances: off the bill
+        if not gone.empty:
+            billed = billed.merge(gone, on=["cloud", "region", "instance_type", "ts"], how="left", suffixes=("", "_x"))
+            billed["instances"] = (billed["instances"] - billed["instances_x"].fillna(0.0)).clip(lower=0.0)
+            billed = billed[list(HOURLY_USAGE_COLUMNS)]
+    seen = _telemetry_counts(snapshot, grid, committable)
+    seen = seen[~seen["cloud"].isin(list(sources))]
+    for cloud in seen["cloud"].unique():
+        grids[cloud], sources[cloud] = grid, "telemetry"
+    frame = _zero_filled(pd.concat([x for x in (billed, seen) if not x.empty] or [seen], ignore_index=True), grids)
+    return frame, sources, {c: len(g) for c, g in grids.items()}
+
+
+def hourly_usage(snapshot: Snapshot, exclude: Collection[str] = ()) -> pd.DataFrame:
+    """Instances running per (cloud, region, instance_type) and UTC hour over the snapshot window.
+
+    Columns ``HOURLY_USAGE_COLUMNS``; ``instances`` may be fractional from billing (instance-hours in the
+    hour); ``committed`` are the instance-hours existing commitments covered (billing's committed hours;
+    from telemetry, running instances whose pricing model is ``committed``). Every hour of the window is
+    present for every type seen (zeros filled); a cloud read from billing covers the window's hours the
+    billing exports span. ``exclude``: resource keys whose hours are not to be committed to (the
+    instances the stop recommender is stopping): left out of telemetry, subtracted from billing.
+    """
+    return hourly_usage_by_source(snapshot, exclude)[0]
+
+
+def _gpu_types(snapshot: Snapshot) -> set[tuple[str, str]]:
+    """(cloud, type) known to carry GPUs: from the fleet, the specs or the commitment rates (a GPU catalog)."""
+    types = {(r.ref.cloud.value, r.instance_type) for r in snapshot.resources if r.has_gpu}
+    types |= {k for k, spec in snapshot.specs.items() if spec.accelerators and spec.accelerators.count}
+    types |= {(r.cloud.value, r.instance_type) for r in snapshot.commitment_rates}
+    return types
+
+
+# ---------------------------------------------------------------------------------------- sizing
+
+HOURS_PER_MONTH = 730.0
+MONTHS_PER_YEAR = 12.0
+PERCENTILES = (10, 25, 50, 75, 90)
+
+
+def _series(usage: np.ndarray) -> np.ndarray:
+    u = np.asarray(usage, dtype=float).ravel()
+    if u.size == 0:
+        raise ValueError("an empty usage series cannot size a commitment")
+    if np.isnan(u).any() or (u < 0).any():
+        raise ValueError("usage must be finite and non-negative (missing hours are 0: not running)")
+    return u
+
+
+def savings_per_hour(usage: np.ndarray, rate_ratio: float, levels: np.ndarray | float) -> np.ndarray:
+    """``s(q) = mean(min(u, q)) - d q`` for each level (vectorized over levels)."""
+    u = _series(usage)
+    q = np.atleast_1d(np.asarray(levels, dtype=float))
+    covered = np.minimum(u[None, :], q[:, None]).mean(axis=1)
+    return covered - rate_ratio * q
+
+
+def optimal_level(usage: np.ndarray, rate_ratio: float) -> float:
+    """``argmax_q s(q)`` over the candidates ``{0} | distinct usage values``; the smallest on ties.
+
+    With the usage sorted ascending (``v_0 <= ... <= v_{T-1}``), at ``q = v_k``:
+    ``sum_t min(u_t, q) = (v_0 + ... + v_{k-1}) + q (T - k)`` — one prefix sum per candidate.
+    """
+    u = np.sort(_series(usage))
+    n = u.size
+    below = np.concatenate(([0.0], np.cumsum(u)[:-1]))  # sum of the k smallest values
+    gain = (below + u * (n - np.arange(n))) / n - rate_ratio * u
+    tolerance = 1e-9 * max(1.0, float(u[-1]))  # equal savings up to rounding: the smallest level wins
+    best = int(np.flatnonzero(gain >= gain.max() - tolerance)[0])
+    return float(u[best]) if gain[best] > tolerance else 0.0
+
+
+def quantile_level(usage: np.ndarray, rate_ratio: float) -> float:
+    """The smallest candidate level ``q`` with ``P(u > q) <= d`` (``{0} | distinct usage values``).
+
+    Where the distribution has no atom at the optimum this is the ``q`` with ``P(u >= q) = d``.
+    """
+    u = _series(usage)
+    candidates = np.unique(np.concatenate(([0.0], u)))
+    exceed = 1.0 - np.searchsorted(np.sort(u), candidates, side="right") / u.size  # P(u > q)
+    return float(candidates[np.argmax(exceed <= rate_ratio + 1e-12)])
+
+
+def whole_units_level(usage: np.ndarray, rate_ratio: float, unit: float) -> float:
+    """The best level in whole ``unit`` steps (whole instances for an RI or a reservation).
+
+    ``s`` is concave, so the best multiple of ``unit`` is the floor or the ceiling of the free optimum.
+    """
+    q = optimal_level(usage, rate_ratio)
+    if unit <= 0 or q == 0.0:
+        return q
+    steps = np.array([np.floor(q / unit + 1e-9), np.ceil(q / unit - 1e-9)]) * unit
+    gains = savings_per_hour(usage, rate_ratio, steps)
+    best = int(np.argmax(gains))
+    return float(steps[best]) if gains[best] > 0.0 else 0.0
+
+
+@dataclass(frozen=True)
+class LevelOutcome:
+    """What one level ``q`` at rate ratio ``d`` did over the lookback (all money in $ per hour or month)."""
+
+    level: float  # q: on-demand $/h the commitment covers
+    rate_ratio: float  # d: commitment hourly / on-demand hourly (= the break-even utilization)
+    hours: int  # lookback hours
+    usage_mean: float  # mean u: on-demand $/h used
+    covered_mean: float  # mean min(u, q): on-demand $/h the commitment absorbs
+
+    @property
+    def hourly_commitment(self) -> float:
+        """``d q``: the $/h a Savings Plan asks you to commit to (the effective hourly of an RI)."""
+        return self.rate_ratio * self.level
+
+    @property
+    def break_even_utilization(self) -> float:
+        """The commitment pays for itself when it is used at least this share of its hours (``d``)."""
+        return self.rate_ratio
+
+    @property
+    def expected_utilization(self) -> float | None:
+        """``mean(min(u, q)) / q``: the share of the commitment the lookback would have used."""
+        return self.covered_mean / self.level if self.level > 0 else None
+
+    @property
+    def coverage(self) -> float | None:
+        """``sum min(u, q) / sum u``: the share of on-demand usage the commitment would have covered."""
+        return self.covered_mean / self.usage_mean if self.usage_mean > 0 else None
+
+    @property
+    def savings_per_hour(self) -> float:
+        return self.covered_mean - self.hourly_commitment
+
+    @property
+    def monthly_savings(self) -> float:
+        """``730 x (mean(min(u, q)) - d q)``."""
+        return HOURS_PER_MONTH * self.savings_per_hour
+
+    @property
+    def monthly_commitment(self) -> float:
+        return HOURS_PER_MONTH * self.hourly_commitment
+
+    def payback_months(self, term_years: int) -> float | None:
+        """Months an all-upfront purchase of the whole term takes to repay from the on-demand it avoids.
+
+        Upfront = ``d q x 8,760 h x term_years`` (the no-upfront rate paid at once; real all-upfront
+        prices are a few percent lower, so this errs long); avoided per month = ``730 x mean(min(u, q))``.
+        Payback = upfront / avoided = ``12 x term_years x d q / mean(min(u, q))`` = ``12 x term x d /
+        expected utilization``. Below ``12 x term_years`` exactly when the commitment saves money.
+        """
+        if self.covered_mean <= 0:
+            return None
+        upfront = self.hourly_commitment * HOURS_PER_MONTH * MONTHS_PER_YEAR * term_years
+        return upfront / (HOURS_PER_MONTH * self.covered_mean)
+
+
+def outcome(usage: np.ndarray, rate_ratio: float, level: float) -> LevelOutcome:
+    u = _series(usage)
+    return LevelOutcome(level=float(level), rate_ratio=float(rate_ratio), hours=int(u.size),
+                        usage_mean=float(u.mean()), covered_mean=float(np.minimum(u, level).mean()))
+
+
+def percentiles(usage: np.ndarray, scale: float = 1.0) -> dict[str, float]:
+    """p10..p90, mean and max of ``usage / scale`` (scale: one instance's price gives instances)."""
+    u = _series(usage) / scale
+    out = {f"p{p}": round(float(v), 4) for p, v in zip(PERCENTILES, np.percentile(u, PERCENTILES), strict=True)}
+    out["mean"] = round(float(u.mean()), 4)
+    out["max"] = round(float(u.max()), 4)
+    return out
+
+
+def half_means(usage: np.ndarray, level: float) -> tuple[float, float]:
+    """Mean covered usage ``min(u, q)`` in the first and in the second half of the lookback."""
+    u = _series(usage)
+    covered = np.minimum(u, level)
+    half = u.size // 2
+    if half == 0:
+        return float(covered.mean()), float(covered.mean())
+    return float(covered[:half].mean()), float(covered[half:].mean())
+
+
+def drift(first: float, second: float) -> float:
+    """``|second - first| / max(first, second)``: 0 for a steady level, 1 when one half is empty."""
+    top = max(first, second)
+    return abs(second - first) / top if top > 0 else 0.0
+
+
+# ------------------------------------------------------------------------------------- instruments
+
+#: Instruments bought as a count of instances (whole units when the pool holds one type).
+UNIT_INSTRUMENTS = frozenset({Instrument.AWS_RI, Instrument.GCP_CUD, Instrument.AZURE_RESERVATION})
+#: At equal savings the more flexible instrument wins (first in this order).
+FLEXIBILITY = (Instrument.AWS_COMPUTE_SP, Instrument.AZURE_SAVINGS_PLAN, Instrument.AWS_EC2_INSTANCE_SP,
+               Instrument.AWS_RI, Instrument.AZURE_RESERVATION, Instrument.GCP_CUD)
+NAMES = {
+    Instrument.AWS_COMPUTE_SP: "Compute Savings Plan",
+    Instrument.AWS_EC2_INSTANCE_SP: "EC2 Instance Savings Plan",
+    Instrument.AWS_RI: "standard Reserved Instances",
+    Instrument.GCP_CUD: "committed use discount",
+    Instrument.AZURE_RESERVATION: "reservation",
+    Instrument.AZURE_SAVINGS_PLAN: "savings plan for compute",
+}
+FIT = {
+    Instrument.AWS_COMPUTE_SP: "a $/h commitment that follows usage across families, sizes, OS and regions; "
+                               "the smallest discount, bought for flexibility (sized here on this pool only)",
+    Instrument.AWS_EC2_INSTANCE_SP: "a $/h commitment for one family in one region; any size, OS or tenancy, "
+                                    "so resizing inside the family keeps the discount",
+    Instrument.AWS_RI: "a count of instances of one family in one region (regional standard RI, size-flexible "
+                       "for Linux, shared tenancy); the deepest AWS discount, no change of family, region or OS",
+    Instrument.GCP_CUD: "resource-based: the GPUs (with vCPUs and memory) of one series in one region, billed "
+                        "monthly whether used or not",
+    Instrument.AZURE_RESERVATION: "one VM size (its instance-size-flexibility group) in one region",
+    Instrument.AZURE_SAVINGS_PLAN: "a $/h commitment for any VM size in any region; a smaller discount than a "
+                                   "reservation",
+}
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), digits)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One instrument and term sized for one pool."""
+
+    instrument: Instrument
+    term_years: int
+    rates: tuple[CommitmentRate, ...]  # one per pool type
+    result: LevelOutcome
+    unit: float | None = None  # one instance's on-demand $/h (single-type pools): levels in instances
+    gpus: int | None = None  # GPUs per instance (single-type pools)
+
+    def figures(self) -> dict[str, Any]:
+        """Every number of this option, JSON-able (the recommendation's evidence and its alternatives)."""
+        res, unit = self.result, self.unit
+        return {
+            "instrument": self.instrument.value,
+            "instrument_name": NAMES[self.instrument],
+            "term_years": self.term_years,
+            "rate_ratio": round(res.rate_ratio, 6),
+            "level_usd_per_hour": round(res.level, 4),
+            "level_instances": round(res.level / unit, 3) if unit else None,
+            "level_gpus": round(res.level / unit * self.gpus, 3) if unit and self.gpus else None,
+            "hourly_commitment_usd": round(res.hourly_commitment, 4),
+            "monthly_commitment_usd": round(res.monthly_commitment, 2),
+            "break_even_utilization": round(res.break_even_utilization, 4),
+            "expected_utilization": _round(res.expected_utilization),
+            "coverage": _round(res.coverage),
+            "monthly_savings_usd": round(res.monthly_savings, 2),
+            "payback_months": _round(res.payback_months(self.term_years), 2),
+        }
+
+
+def size(usage: np.ndarray, weights: np.ndarray, on_demand: Sequence[float], rates: Sequence[CommitmentRate],
+         gpus: int | None = None) -> Option:
+    """Size one instrument and term (``rates``: one per type, same instrument and term) on ``usage``.
+
+    ``d`` is the ratio rate / on-demand per type, averaged with ``weights`` (each type's mean on-demand
+    $/h); a single-type pool bought as a count (RI, CUD, reservation) is sized in whole instances.
+    """
+    ratios = np.array([float(r.hourly_usd) / od for r, od in zip(rates, on_demand, strict=True)])
+    d = float(np.average(ratios, weights=weights))
+    first = rates[0]
+    unit = float(on_demand[0]) if len(rates) == 1 else None
+    if unit and first.instrument in UNIT_INSTRUMENTS:
+        q = whole_units_level(usage, d, unit)
+    else:
+        q = optimal_level(usage, d)
+    return Option(first.instrument, first.term_years, tuple(rates), outcome(usage, d, q), unit, gpus if unit else None)
+
+
+def choose(candidates: Sequence[Option], term_years: Collection[int]) -> Option | None:
+    """The highest monthly saving among the allowed terms; the more flexible instrument on a tie."""
+    allowed = [o for o in candidates if o.term_years in term_years and o.result.monthly_savings > 0]
+    if not allowed:
+        return None
+    return max(allowed, key=lambda o: (round(o.result.monthly_savings, 6), -FLEXIBILITY.index(o.instrument),
+                                       -o.term_years))
+
+
+__all__ = [
+    "FIT",
+    "FLEXIBILITY",
+    "HOURLY_USAGE_COLUMNS",
+    "HOURS_PER_MONTH",
+    "NAMES",
+    "UNIT_INSTRUMENTS",
+    "LevelOutcome",
+    "Option",
+    "choose",
+    "drift",
+    "half_means",
+    "hour_grid",
+    "hourly_usage",
+    "hourly_usage_by_source",
+    "optimal_level",
+    "outcome",
+    "percentiles",
+    "quantile_level",
+    "savings_per_hour",
+    "size",
+    "whole_units_level",
+]
