@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from agent.clock import Clock
 from agent.collect import BillingReader, collect
 from agent.progress import Progress
 from providers.base import Provider
 from providers.catalog import PriceCatalog
-from providers.model import Snapshot, Window
+from providers.model import BillingData, Snapshot, Window
 from recommenders import Analysis, Settings, analyze, host_metrics_wanted
+from recommenders.commitments import billing_commitment_summary
 from reports.model import AuditReport, Summary
 
 log = logging.getLogger(__name__)
@@ -99,4 +101,24 @@ def summarize(snapshot: Snapshot, analysis: Analysis, regions: Sequence[str]) ->
         gpu_spend_usd=sum(spend, Decimal(0)).quantize(Decimal("0.01")) if snapshot.costs else None,
         savings_by_kind=by_kind,
         kpis=analysis.kpis,
+        billing=billing_summary(snapshot.billing),
     )
+
+
+def billing_summary(billing: BillingData | None) -> dict[str, Any] | None:
+    """The report's billing block: what was read, its totals, and commitment coverage and utilization."""
+    if billing is None:
+        return None
+    window = None if billing.window is None else {"start": billing.window.start.isoformat().replace("+00:00", "Z"),
+                                                  "end": billing.window.end.isoformat().replace("+00:00", "Z")}
+    return {
+        "sources": list(billing.sources),
+        "rows": billing.rows,
+        "bad_rows": billing.bad_rows,
+        "bad_examples": [{"file": b.file, "line": b.line, "reason": b.reason} for b in billing.bad_examples],
+        "currency": billing.currency,
+        "window": window,
+        "billed_cost_usd": float(sum((t.billed_cost for t in billing.totals), Decimal(0))),
+        "effective_cost_usd": float(sum((t.effective_cost for t in billing.totals), Decimal(0))),
+        "commitments": billing_commitment_summary(billing),
+    }

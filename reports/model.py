@@ -17,7 +17,7 @@ from providers.model import Gap, Window, utc
 from recommenders.kpis import FleetKpis, TeamKpi
 from recommenders.model import Recommendation
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class Summary:
     gpu_spend_usd: Decimal | None  # billed GPU instance spend in the window; None: billing not read
     savings_by_kind: Mapping[str, Decimal] = field(default_factory=dict)  # each kind's own sum (overlapping)
     kpis: FleetKpis | None = None
+    #: What the billing exports said (``--billing``): rows, totals, commitment coverage; None: none read.
+    billing: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ def to_dict(report: AuditReport) -> dict[str, Any]:
             "gpu_spend_usd": _money(s.gpu_spend_usd),
             "savings_by_kind": {k: _money(v) for k, v in sorted(s.savings_by_kind.items())},
             "kpis": None if s.kpis is None else kpis_dict(s.kpis),
+            "billing": None if s.billing is None else dict(s.billing),
         },
         "recommendations": [recommendation_dict(r) for r in report.recommendations],
         "gaps": [gap_dict(g) for g in report.gaps],

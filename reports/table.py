@@ -58,7 +58,26 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("Idle cost", usd(s.idle_usd)),
         ("GPU spend in window", spend),
         ("Potential savings", f"{usd(s.monthly_savings_usd)} / month"),
-    ] + kpi_rows(report)
+    ] + billing_rows(report) + kpi_rows(report)
+
+
+def _pct(value: object) -> str:
+    return "-" if value is None else f"{float(value):.0%}"  # type: ignore[arg-type]
+
+
+def billing_rows(report: AuditReport) -> list[tuple[str, str]]:
+    """The billing block (numbers only: file names stay in the JSON)."""
+    b = report.summary.billing
+    if b is None:
+        return []
+    rows = [("Billing exports", f"{b['rows']:,} rows from {len(b['sources'])} source(s), {b['bad_rows']:,} unreadable; "
+                                f"billed {usd(Decimal(str(b['billed_cost_usd'])))}, "
+                                f"effective {usd(Decimal(str(b['effective_cost_usd'])))}")]
+    c = b.get("commitments")
+    if c is not None:
+        rows.append(("Commitments", f"coverage {_pct(c['coverage'])}, utilization {_pct(c['utilization'])}, "
+                                    f"effective savings rate {_pct(c['effective_savings_rate'])}"))
+    return rows
 
 
 def kpi_rows(report: AuditReport) -> list[tuple[str, str]]:

@@ -181,7 +181,7 @@ def demo_fleet() -> list[SimInstance]:
         _i("vision-sweep", fra, "p3.2xlarge", 1, 16, TRAINING),
         _i("notebook-alice", tokyo, "g5.2xlarge", 1, 22.35, OFFICE, expect="schedule"),
         _i("notebook-bob", tokyo, "g6.xlarge", 1, 22.35, OFFICE, expect="schedule"),
-        _i("batch-embeddings", tokyo, "g5.xlarge", 1, 22.35, BURSTY),
+        _i("batch-embeddings", tokyo, "g5.xlarge", 1, 22.35, BURSTY, expect="spot"),  # batch jobs: inferred
         _i("llm-chat-small", west, "g6e.xlarge", 1, 44.7, OVERSIZED, expect="rightsize"),
         _i("vision-dev-t4-a", fra, "g4dn.xlarge", 1, 16, LIGHT, expect="consolidate"),
         _i("vision-dev-t4-b", fra, "g4dn.xlarge", 1, 16, LIGHT, expect="consolidate"),

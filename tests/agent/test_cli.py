@@ -105,7 +105,7 @@ def test_markdown_to_a_file(cloud, tmp_path):
 def test_piped_output_defaults_to_json(cloud):
     server, _ = cloud
     run = costagent("audit", "--lookback", "3d", endpoint=server.url)
-    assert json.loads(run.stdout)["schema_version"] == SCHEMA_VERSION == "1.1"
+    assert json.loads(run.stdout)["schema_version"] == SCHEMA_VERSION == "1.2"
 
 
 def test_bad_period_is_a_usage_error(cloud):
