@@ -155,7 +155,9 @@ def hourly_usage_by_source(snapshot: Snapshot, exclude: Collection[str] = ()) ->
         span = _billing_span(billing, grid)
         billed = _billing_counts(billing, span)
         gpu_types = _gpu_types(snapshot)
-        billed = billed[[(c, t) in gpu_types for c, t in zip(billed["cloud"], billed["instance_type"], strict=True)]]
+        gpu_rows = np.array([(c, t) in gpu_types for c, t in zip(billed["cloud"], billed["instance_type"], strict=True)],
+                            dtype=bool)
+        billed = billed.loc[gpu_rows]  # a boolean array: an empty list would select columns, not rows
         for cloud in billed["cloud"].unique():
             grids[cloud], sources[cloud] = span, "billing"
         on_demand = {r.ref.key for r in snapshot.resources if r.pricing_model != PricingModel.SPOT}

@@ -183,3 +183,30 @@ def test_the_read_only_policy_allows_every_call_an_audit_makes(json_run):
     assert made, "the audit made no calls?"
     assert made <= allowed, f"calls the policy does not allow: {sorted(made - allowed)}"
     assert all(a.split(":")[1].startswith(("Describe", "List", "Get")) for a in allowed)
+
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "billing"
+
+
+def test_billing_exports_are_read_and_their_bad_rows_reported(cloud):
+    server, _ = cloud
+    run = costagent("audit", "--region", "us-east-1", "--lookback", "3d", "--output", "json",
+                    "--billing", str(DATA / "focus_sample.csv.gz"), "--billing", str(DATA / "focus_bad_rows.csv"),
+                    endpoint=server.url)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    jsonschema.Draft202012Validator(SCHEMA).validate(report)
+    billing = report["summary"]["billing"]
+    assert billing["bad_rows"] == 4 and billing["bad_examples"][0]["file"].endswith("focus_bad_rows.csv")
+    # the FOCUS sample's known total (corpus INDEX) plus the readable rows of the bad-rows file
+    assert round(billing["billed_cost_usd"], 6) == round(20.52022672899 + 2.5150004, 6)
+    assert any(g["what"] == "billing" and "4 of" in g["reason"] for g in report["gaps"])
+
+
+def test_an_unreadable_billing_path_exits_3_and_still_reports(cloud, tmp_path):
+    server, _ = cloud
+    run = costagent("audit", "--region", "us-east-1", "--lookback", "3d", "--output", "json",
+                    "--billing", str(tmp_path / "missing.csv"), endpoint=server.url)
+    assert run.returncode == 3
+    assert "missing.csv" in run.stderr
+    assert json.loads(run.stdout)["summary"]["billing"] is None

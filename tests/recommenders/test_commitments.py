@@ -10,6 +10,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -306,3 +307,15 @@ def test_billing_summary_from_the_focus_commitment_scenarios():
     assert summary["effective_savings_rate"] == 0.3  # 1 - 3.50 / 5.00
     assert [c["utilization"] for c in summary["commitments"]] == [1.0, 0.0, 0.75]
     assert billing_commitment_summary(None) is None
+
+
+def test_billing_from_another_period_leaves_the_telemetry_in_charge():
+    # exports of an older month share no hour with the window: sizing falls back to telemetry, no error
+    days = 10
+    res, builder = fleet(np.full(days * 24, 2), days)
+    old = billing_hourly(np.full(days * 24, 5), days)
+    old["ts"] = old["ts"] - pd.Timedelta(days=400)
+    snap = snapshot_of(res, builder, days, rates(ec2_sp_1=0.6), billing=billing(old))
+    recs, _ = recommend(snap)
+    assert [r.evidence["usage_source"] for r in recs] == ["telemetry"]
+    assert recs[0].evidence["level_instances"] == 2
