@@ -93,7 +93,10 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
             except ProviderError as exc:
                 failed("usage", region, exc, fatal=True)
         types = sorted({r.instance_type for r in found if r.has_gpu} | _group_types(groups, region))
-        commitment_rates += [c for t in types for c in catalog.commitment_rates(cloud, region, t)]
+        try:
+            commitment_rates += provider.commitment_rates(region, types, at) if types else []
+        except ProviderError as exc:
+            failed("commitment-rates", region, exc, fatal=False)
         try:
             prices += provider.prices(region, types, at)
         except ProviderError as exc:

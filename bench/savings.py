@@ -98,6 +98,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -1275,14 +1276,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable output instead of the table")
     parser.add_argument("--oracle-check", action="store_true",
                         help="also score the oracle's own plan with the same scorer (should match the oracle)")
+    parser.add_argument("--no-money", action="store_true", help="skip the spot and commitment rows (bench/money.py)")
     args = parser.parse_args(argv)
     summary = run(args.seed, args.instances, args.train_days, args.test_days, args.oracle_check)
+    money = None if args.no_money else _money_bench()
+    if money is not None:
+        summary["money"] = money.run(args.seed)
     if args.json:
         json.dump(_jsonable(summary), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(render(summary))
+        print(render(summary) + ("\n\n" + money.render(summary["money"]) if money is not None else ""))
     return 0
+
+
+def _money_bench() -> Any:
+    """``bench/money.py`` (spot and commitments vs their oracles), importable when this file runs as a script."""
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from bench import money
+
+    return money
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from typing import Protocol
 
-from providers.model import Cloud, CostRecord, Gap, Group, PriceQuote, Resource, Usage, Window
+from providers.model import Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Usage, Window
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,10 @@ class Provider(Protocol):
     def costs(self, window: Window) -> list[CostRecord]: ...
 
     def prices(self, region: str, instance_types: Sequence[str], at: datetime) -> list[PriceQuote]: ...
+
+    def commitment_rates(self, region: str, instance_types: Sequence[str], at: datetime) -> list[CommitmentRate]:
+        """Commitment prices (savings plans, reservations, CUDs) of ``instance_types``: catalog, refined live."""
+        ...
 
     def api_calls(self) -> dict[str, int]:
         """Calls made so far, keyed ``service.Operation``."""

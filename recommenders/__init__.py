@@ -7,7 +7,7 @@ stopped or resized member would be replaced or undone by its group. A ``stop`` s
 other finding on the same instance; ``rightsize`` and ``consolidate`` skip stopped instances (and
 consolidation skips right-sized ones); a ``schedule`` may stand beside a right-size (the report's
 total counts only the larger of overlapping findings). ``spot`` skips stopped instances and group
-members; ``commitment`` sizes pools on the usage left after the stops. Findings on instances that
+members; ``commitment`` sizes pools on the usage left after the stops and spot moves. Findings on instances that
 billing shows covered by a commitment are priced at the effective rate and say whether they strand
 it (``stranding``).
 """
@@ -106,10 +106,12 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Analysis:
         group_recs, group_gaps = autoscale.recommend(snapshot, settings.autoscale, settings.idle)
         recs += group_recs
         gaps += group_gaps
-    if spot.NAME in on:
-        recs += spot.recommend(snapshot, idle, by_key, settings.spot, settings.idle, exclude=stopped | members)
-    if commitments.NAME in on:
-        commit_recs, commit_gaps = commitments.recommend(snapshot, settings.commitment, exclude=stopped)
+    spot_recs = spot.recommend(snapshot, idle, by_key, settings.spot, settings.idle, exclude=stopped | members) \
+        if spot.NAME in on else []
+    recs += spot_recs
+    if commitments.NAME in on:  # hours that stop or move to spot are not committed to
+        moving = stopped | {r.ref.key for r in spot_recs}
+        commit_recs, commit_gaps = commitments.recommend(snapshot, settings.commitment, exclude=moving)
         recs += commit_recs
         gaps += commit_gaps
     recs = stranding.annotate(snapshot, recs)

@@ -249,3 +249,18 @@ def test_a_bad_commitment_row_names_the_file_and_line(bad_row):
 def test_a_commitment_file_with_the_wrong_header_is_refused():
     with pytest.raises(CatalogError, match=r"^rates\.csv:1: "):
         parse_commitments(COMMIT_HEADER.replace("hourly_usd", "price") + GOOD_COMMIT, "rates.csv")
+
+
+def test_aws_published_reserved_instance_rates():
+    """Standard RI, Linux, no upfront, hourly. g4dn.xlarge us-east-1: 1 y $0.331 (tsaol/aws-gpu
+    data/g4dn_instances.js @2d0108c7, instances.vantage.sh data, 2025-11-30), 3 y $0.227
+    (vantage-sh/ec2instances.info www/g4dn.xlarge.html @136b6119). p4d.24xlarge us-east-1, after the June
+    2025 price cut: 1 y $13.921094, 3 y $9.374219 (tsaol/aws-gpu data/gpu_instances_raw.json @2d0108c7)."""
+    cat = PriceCatalog.shipped(Cloud.AWS)
+    g4dn = cat.commitment_rates(Cloud.AWS, "us-east-1", "g4dn.xlarge")
+    p4d = cat.commitment_rates(Cloud.AWS, "us-east-1", "p4d.24xlarge")
+    assert [(r.instrument, r.term_years, r.hourly_usd) for r in g4dn] == [
+        (Instrument.AWS_RI, 1, Decimal("0.331")), (Instrument.AWS_RI, 3, Decimal("0.227"))]
+    assert [(r.instrument, r.term_years, r.hourly_usd) for r in p4d] == [
+        (Instrument.AWS_RI, 1, Decimal("13.921094")), (Instrument.AWS_RI, 3, Decimal("9.374219"))]
+    assert p4d[0].as_of == datetime(2025, 11, 30, tzinfo=UTC)

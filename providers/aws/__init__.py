@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from providers.aws import billing, groups, inventory, metrics, pricing
+from providers.aws import billing, commitments, groups, inventory, metrics, pricing
 from providers.aws.client import AwsClients
 from providers.base import UsageResult
 from providers.catalog import PriceCatalog
-from providers.model import Cloud, CostRecord, Group, PriceQuote, Resource, Usage, Window
+from providers.model import Cloud, CommitmentRate, CostRecord, Group, PriceQuote, Resource, Usage, Window
 
 
 class AwsProvider:
@@ -85,6 +85,16 @@ class AwsProvider:
 
     def prices(self, region: str, instance_types: Sequence[str], at: datetime) -> list[PriceQuote]:
         return pricing.quotes(self.clients, self._catalog, region, instance_types, at, live=self._live_prices)
+
+    def commitment_rates(self, region: str, instance_types: Sequence[str], at: datetime) -> list[CommitmentRate]:
+        """The shipped catalog's commitment rates, each replaced by a live one of the same type, instrument
+        and term where the Savings Plans / RI offering APIs answer plausibly (only with live prices on)."""
+        merged = {(c.instance_type, c.instrument, c.term_years): c
+                  for t in sorted(set(instance_types)) for c in self._catalog.commitment_rates(Cloud.AWS, region, t)}
+        if self._live_prices:
+            live = commitments.live_commitment_rates(self.clients, region, instance_types, at, catalog=self._catalog)
+            merged.update({(c.instance_type, c.instrument, c.term_years): c for c in live})
+        return [merged[k] for k in sorted(merged, key=lambda k: (k[0], k[1].value, k[2]))]
 
     def api_calls(self) -> dict[str, int]:
         return dict(self.clients.calls)
