@@ -7,7 +7,8 @@ stopped or resized member would be replaced or undone by its group. A ``stop`` s
 other finding on the same instance; ``rightsize`` and ``consolidate`` skip stopped instances (and
 consolidation skips right-sized ones); a ``schedule`` may stand beside a right-size (the report's
 total counts only the larger of overlapping findings). ``spot`` skips stopped instances and group
-members; ``commitment`` sizes pools on the usage left after the stops and spot moves. Findings on instances that
+members; ``commitment`` sizes pools on the usage no other finding changes (instances with a
+finding, and members of groups to be resized, are left out). Findings on instances that
 billing shows covered by a commitment are priced at the effective rate and say whether they strand
 it (``stranding``).
 """
@@ -24,7 +25,7 @@ from providers.model import Gap, Metric, Resource, ResourceState, Snapshot
 from recommenders import autoscale, commitments, consolidate, gpu_idle, rightsize, schedule, spot, stranding
 from recommenders.idle import IdleReport, IdleSettings, classify, quiet_gpu_keys
 from recommenders.kpis import FleetKpis, fleet_kpis
-from recommenders.model import Recommendation
+from recommenders.model import Kind, Recommendation
 
 RECOMMENDERS = (gpu_idle.NAME, schedule.NAME, rightsize.NAME, consolidate.NAME, autoscale.NAME, spot.NAME,
                 commitments.NAME)
@@ -109,9 +110,9 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Analysis:
     spot_recs = spot.recommend(snapshot, idle, by_key, settings.spot, settings.idle, exclude=stopped | members) \
         if spot.NAME in on else []
     recs += spot_recs
-    if commitments.NAME in on:  # hours that stop or move to spot are not committed to
-        moving = stopped | {r.ref.key for r in spot_recs}
-        commit_recs, commit_gaps = commitments.recommend(snapshot, settings.commitment, exclude=moving)
+    if commitments.NAME in on:
+        commit_recs, commit_gaps = commitments.recommend(snapshot, settings.commitment,
+                                                         exclude=_changing(snapshot, recs))
         recs += commit_recs
         gaps += commit_gaps
     recs = stranding.annotate(snapshot, recs)
@@ -120,6 +121,17 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Analysis:
     analyzed = tuple(k for k in idle.keys if idle.per_resource.at[k, "known_hours"] >= settings.idle.min_data_hours)
     kpis = fleet_kpis(snapshot, idle, settings.idle, settings.kpi_tag) if analyzed else None
     return Analysis(tuple(unique.values()), tuple(gaps), idle, analyzed, kpis)
+
+
+def _changing(snapshot: Snapshot, recs: Sequence[Recommendation]) -> set[str]:
+    """Instances whose hours or type another finding changes (stopped, scheduled, resized, emptied, moved to
+    spot, or members of a group to be resized): commitments are sized on the usage that stays."""
+    keys = {r.ref.key for r in recs}
+    scaled = {r.ref.key for r in recs if r.kind == Kind.AUTOSCALE}
+    for group in snapshot.groups:
+        if group.ref.key in scaled:
+            keys |= set(group.member_keys())
+    return keys
 
 
 def _price_idle(snapshot: Snapshot, pool: Sequence[Resource], idle: IdleReport) -> None:

@@ -307,7 +307,7 @@ def _recommendation(pool: Pool, best: Option, sized: Sequence[Option], settings:
             "note": "hours existing commitments already cover are taken off before sizing the new one",
         },
         "excluded_instances": excluded,  # keys of this pool's instances the stop findings stop
-        "exclusion_note": "sized after the stop findings: instances being stopped are not committed to",
+        "exclusion_note": "sized on the usage no other finding changes: instances being stopped, scheduled, resized, consolidated or moved to spot are not committed to",
         "alternatives": [o.figures() for o in sorted(sized, key=lambda o: -o.result.monthly_savings)
                          if o is not best],
         "on_demand_prices": [_quote_evidence(q) for q in pool.on_demand],

@@ -15,7 +15,8 @@ Money is summed as DECIMAL and arrives as ``Decimal``. The definitions:
 - **commitments**: per CommitmentDiscountId, EffectiveCost of rows with CommitmentDiscountStatus Used
   (cost that covered usage) and Unused (cost paid for nothing).
 - **hourly**: instance-hours per (provider, region, instance type, UTC hour) from Usage rows with an
-  instance type whose charge period is exactly one hour (consumed hours, else the hour itself).
+  instance type whose charge period is exactly one hour (consumed hours, else the hour itself); spot
+  rows (PricingCategory Dynamic) are left out: the commitment sizing reads this frame.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def fold(con: Any, rows: str) -> None:
                      f"AND {NOT_UNUSED})")
     hourly_rows = (f"(SELECT *, coalesce(hours, 1.0) AS instance_hours FROM {good} "
                    f"WHERE charge_category = 'Usage' AND instance_type IS NOT NULL AND {NOT_UNUSED} "
+                   "AND coalesce(pricing_category, '') <> 'Dynamic' "  # spot hours are never committed to
                    "AND period_end - period_start = INTERVAL 1 HOUR AND (consumed_unit IS NULL OR hours IS NOT NULL))")
     for sql in (
         f"""INSERT INTO part_totals SELECT provider, service, charge_category, pricing_category,
