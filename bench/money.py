@@ -8,14 +8,18 @@ on a future the recommenders did not see and compare it with a hindsight oracle 
 user would otherwise apply. All money is in $ per 730-hour month.
 
 **Commitments.** Twelve pools (AWS family or GCP series in one region; hourly instance counts, one or two
-types each) are simulated over a 60-day history and the 30 days that follow (the first month of a
-1-year term; later months are not scored): steady fleets, diurnal inference fleets that autoscale,
-growing fleets, training clusters with bursts, fleets being decommissioned, a pool that appeared during
-the history and a weekday-only development pool. Rates: the shipped catalog's commitment rates for the
-pool's types (``PriceCatalog.shipped(cloud).commitment_rates``: GCP resource-based CUDs, AWS standard RIs
-where rows exist); an AWS type without a catalog row gets a 1-year standard RI at ``ASSUMED_RI_RATIO``
-(0.63 x on-demand, about the shipped AWS rows' ratio), marked ``assumed`` in the output. Only 1-year
-terms are scored (``CommitmentSettings.term_years``' default).
+types each, two-type pools split 70/30 binomially) are simulated over a 60-day history and the 30 days
+that follow (the first month of a 1-year term; later months are not scored). Shapes (days count from the
+start of the history): *steady* 4-12 instances, one out for 2-7 h on 8 % of days; *diurnal* autoscaled
+inference, 8-15 at night to 30-49 at the weekday afternoon peak (45 % of the swing at weekends), noise
++-1.2; *growing* 6-11 instances growing by 60-100 % over the 90 days, one at a time; *bursts* 4-8 always
+on plus 4-16 more for 1-4 days about every 8 days; *shrinking* 10-24 instances retired one at a time
+between day 45 and day 80 down to 25-50 %; *new* a pool that appears at day 40-42 and reaches 4-8
+instances in a week; *office-hours* 10-24 instances on weekdays 13-23 UTC, 1 otherwise. Rates: the
+shipped catalog's commitment rates for the pool's types (``PriceCatalog.shipped(cloud).commitment_rates``:
+GCP resource-based CUDs, AWS standard RIs where rows exist); an AWS type without a catalog row gets a
+1-year standard RI at ``ASSUMED_RI_RATIO`` (0.63 x on-demand, about the shipped AWS rows' ratio), marked
+``assumed`` in the output. Only 1-year terms are scored (``CommitmentSettings.term_years``' default).
 
 - *ours*: ``recommenders.commitments.recommend`` on a Snapshot whose ``billing.hourly`` holds the
   simulated history, with the audit's default window (``--lookback 14d``) and with a 60-day window; the
@@ -26,7 +30,8 @@ terms are scored (``CommitmentSettings.term_years``' default).
 
 A level ``q`` bought at rate ratio ``d`` is scored on the future usage ``u_t`` (on-demand $/h):
 ``730 x (mean_t min(u_t, q) - d q)``, with ``d`` the instrument's rate ratio weighted by the future
-window's type mix (the ratio is the same for every type of a pool in the shipped rows).
+window's type mix (the ratio is the same for every type of a pool in the shipped rows). The plumbing
+check confirms that ``recommend`` on the Snapshot picks the level the arrays give.
 
 **Spot.** On-demand AWS GPU instances (types and regions with a Spot Advisor band in the shipped catalog)
 run one of: declared training queues (tag ``costagent:interruptible=true`` with checkpoint, restart and
@@ -43,9 +48,9 @@ forward on spot for ``--spot-months`` months, job by job:
   between jobs too (an interruption there costs a restart ``R`` before the next job can start);
 - a job of ``L`` useful hours writes a checkpoint (``C``) after every ``tau`` hours of work, ``tau`` = the
   recommender's ``checkpoint_interval_minutes`` where it advised the move, else ``spot_terms`` on the
-  declared (or default) C, R and deadline; an interruption loses the work since the last finished
-  checkpoint (a checkpoint being written included), then ``R`` hours pass before work resumes (an
-  interruption during a restart starts it again);
+  declared (or default) C, R and deadline (without the deadline where it cannot absorb a restart); an
+  interruption loses the work since the last finished checkpoint (a checkpoint being written included),
+  then ``R`` hours pass before work resumes (an interruption during a restart starts it again);
 - a job's deadline is on its own run: it is late when it finishes more than ``D`` hours after its
   start + ``L`` (the meaning of ``costagent:deadline-hours``); time queued behind an earlier job is not
   counted against it;
@@ -83,7 +88,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from providers.catalog import PriceCatalog  # noqa: E402
+from providers.catalog import CatalogEntry, PriceCatalog  # noqa: E402
 from providers.model import (  # noqa: E402
     BILLING_HOURLY_COLUMNS,
     BillingData,
@@ -343,8 +348,9 @@ class Pick:
     risk: str | None = None  # the recommendation's risk (recommender picks only)
 
 
-def choose_on(pool: PoolSim, hours: slice) -> Pick:
-    """The recommender's sizing and choice (``commitments.options`` + ``choose``) on the pool's usage over ``hours``."""
+def choose_on(pool: PoolSim, hours: slice, follow_trend: bool = False) -> Pick:
+    """The optimum on the pool's usage over ``hours`` (``commitments.options`` without the trend cap + ``choose``):
+    the hindsight oracle on the future, the vendors' rule on the last N days."""
     weights = pool.type_usage(hours)
     present = [i for i, w in enumerate(weights) if w > 0]
     if not present:
@@ -357,7 +363,7 @@ def choose_on(pool: PoolSim, hours: slice) -> Pick:
         on_demand=tuple(pool.on_demand[i] for i in present), type_usage=weights[present], usage=usage, gross=usage,
         committed_hours=0.0, gpus=None)
     rates = [r for rs in pool.rates.values() for r in rs]
-    best = levels.choose(commitments.options(view, rates), TERMS)
+    best = levels.choose(commitments.options(view, rates, follow_trend=follow_trend), TERMS)
     if best is None:
         return Pick(None, 0.0)
     return Pick((best.instrument, best.term_years), best.result.level, best.result.monthly_savings)
@@ -417,7 +423,7 @@ def run_commitments(seed: int, history_days: int = 60, future_days: int = 30) ->
             row[f"vendor-{days}d"] = score_pick(pool, pick, future)
             row[f"vendor-{days}d_level"] = pick.level
         for d in (AUDIT_LOOKBACK_DAYS, history_days):  # the snapshot plumbing sees what the arrays hold
-            same = choose_on(pool, slice(history_h - d * 24, history_h))
+            same = choose_on(pool, slice(history_h - d * 24, history_h), follow_trend=True)
             got = ours[f"ours-{d}d"].get(key, Pick(None, 0.0))
             checks.append(abs(same.level - got.level) <= 1e-3 or (same.predicted < 50 and got.level == 0))
         rows.append(row)
@@ -425,7 +431,8 @@ def run_commitments(seed: int, history_days: int = 60, future_days: int = 30) ->
     total: dict[str, Any] = {"pool": "total", "oracle": sum(r["oracle"] for r in rows)}
     for name in names:
         total[name] = sum(r[name] for r in rows)
-        total[f"{name}_predicted"] = sum(r.get(f"{name}_predicted", 0.0) for r in rows)
+    for name in ours:
+        total[f"{name}_predicted"] = sum(r[f"{name}_predicted"] for r in rows)
     for r in [*rows, total]:
         r["share"] = {name: (r[name] / r["oracle"] if r["oracle"] > 0 else None) for name in names}
     headline = f"ours-{AUDIT_LOOKBACK_DAYS}d"
@@ -609,7 +616,7 @@ def _busy_util(rng: np.random.Generator, arrival: np.ndarray, length: np.ndarray
     return util
 
 
-def _resource(name: str, entry: Any, tags: Mapping[str, str]) -> Resource:
+def _resource(name: str, entry: CatalogEntry, tags: Mapping[str, str]) -> Resource:
     spec = PriceCatalog.shipped(Cloud.AWS).spec(Cloud.AWS, entry.instance_type)
     return Resource(ref=ResourceRef(Cloud.AWS, "111122223333", entry.region, f"i-{name}"),
                     instance_type=entry.instance_type, state=ResourceState.RUNNING,
@@ -865,6 +872,8 @@ def render(s: Mapping[str, Any]) -> str:
         f"{'ok' if c['plumbing_check'] else 'MISMATCH'}",
         f"use/mo = mean future on-demand usage x 730; risk = the {names[0]} finding's risk; without the shrinking "
         "pools: " + ", ".join(f"{n} {_p(v)}" for n, v in c["share_without_shrinking"].items()),
+        "the recommender's own monthly_savings_usd (predicted on its lookback) vs realized: " + ", ".join(
+            f"{n} ${c['total'][n + '_predicted']:,.0f} vs ${c['total'][n]:,.0f}" for n in names if n.startswith("ours")),
         f"target >= {t['target']:.0%} of the oracle ({t['row']}): {_p(t['value'])}  {'PASS' if t['pass'] else 'FAIL'}"
         f"  (" + ", ".join(f"{n} {_p(v)}" for n, v in t["by_row"].items()) + ")",
         "",

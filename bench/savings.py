@@ -1,6 +1,6 @@
 """Savings vs hindsight oracle: the quality benchmark of the recommenders.
 
-    .venv/bin/python bench/savings.py [--seed 0] [--instances 300] [--test-days 14] [--json]
+    .venv/bin/python bench/savings.py [--seed 0] [--instances 300] [--test-days 14] [--json] [--no-money]
 
 A simulated fleet (``providers/sandbox/workloads.py``: per-minute ground truth for a few hundred AWS GPU
 instances and four Auto Scaling groups) is split into a training window (14 days) and the test window

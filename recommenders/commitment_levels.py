@@ -391,6 +391,8 @@ class Option:
     result: LevelOutcome
     unit: float | None = None  # one instance's on-demand $/h (single-type pools): levels in instances
     gpus: int | None = None  # GPUs per instance (single-type pools)
+    #: The level the whole lookback would pick, when a decline in the latest week capped it (else None).
+    uncapped_level: float | None = None
 
     def figures(self) -> dict[str, Any]:
         """Every number of this option, JSON-able (the recommendation's evidence and its alternatives)."""
@@ -410,11 +412,13 @@ class Option:
             "coverage": _round(res.coverage),
             "monthly_savings_usd": round(res.monthly_savings, 2),
             "payback_months": _round(res.payback_months(self.term_years), 2),
+            "capped_by_recent_decline": self.uncapped_level is not None,
+            "uncapped_level_usd_per_hour": None if self.uncapped_level is None else round(self.uncapped_level, 4),
         }
 
 
 def size(usage: np.ndarray, weights: np.ndarray, on_demand: Sequence[float], rates: Sequence[CommitmentRate],
-         gpus: int | None = None) -> Option:
+         gpus: int | None = None, follow_trend: bool = True) -> Option:
     """Size one instrument and term (``rates``: one per type, same instrument and term) on ``usage``.
 
     ``d`` is the ratio rate / on-demand per type, averaged with ``weights`` (each type's mean on-demand
@@ -424,11 +428,54 @@ def size(usage: np.ndarray, weights: np.ndarray, on_demand: Sequence[float], rat
     d = float(np.average(ratios, weights=weights))
     first = rates[0]
     unit = float(on_demand[0]) if len(rates) == 1 else None
-    if unit and first.instrument in UNIT_INSTRUMENTS:
-        q = whole_units_level(usage, d, unit)
-    else:
-        q = optimal_level(usage, d)
-    return Option(first.instrument, first.term_years, tuple(rates), outcome(usage, d, q), unit, gpus if unit else None)
+
+    def level(u: np.ndarray) -> float:
+        return whole_units_level(u, d, unit) if unit and first.instrument in UNIT_INSTRUMENTS else optimal_level(u, d)
+
+    q = level(usage)
+    uncapped = None
+    slope = baseline_trend(usage)
+    recent = _series(usage)[-RECENT_HOURS:]
+    # A commitment outlives its lookback: where the floor is falling and the latest week alone already
+    # supports less, size on the latest week carried down the trend.
+    if follow_trend and declining(usage, q, slope) and level(recent) < q:
+        q, uncapped = min(q, level(projected(recent, slope))), q
+    return Option(first.instrument, first.term_years, tuple(rates), outcome(usage, d, q), unit, gpus if unit else None,
+                  uncapped)
+
+
+#: The latest stretch of the lookback a declining pool is sized on (one week: every hour of the week once).
+RECENT_HOURS = 168
+#: A floor falling by more than this share of the level over the lookback counts as a decline.
+DECLINE_SHARE = 0.1
+#: Days from the latest week's middle to the middle of the commitment's first month.
+PROJECTION_DAYS = 3.5 + 15.0
+
+
+def baseline_trend(usage: np.ndarray) -> float:
+    """Least-squares slope of the daily minimum usage ($/h per day; whole days only).
+
+    The floor, not the mean: the floor is what a commitment covers, and bursts move the mean.
+    """
+    u = _series(usage)
+    days = u.size // 24
+    if days < 2:
+        return 0.0
+    floors = u[u.size - days * 24:].reshape(days, 24).min(axis=1)
+    return float(np.polyfit(np.arange(days, dtype=float), floors, 1)[0])
+
+
+def projected(recent: np.ndarray, slope_per_day: float) -> np.ndarray:
+    """The latest week's hourly usage moved along a falling trend to the first month's middle (never below 0)."""
+    return np.clip(_series(recent) + min(0.0, slope_per_day) * PROJECTION_DAYS, 0.0, None)
+
+
+def declining(usage: np.ndarray, level: float, slope_per_day: float) -> bool:
+    """Two weeks of data at least, and a floor that fell by more than ``DECLINE_SHARE`` of ``level`` over them."""
+    u = _series(usage)
+    if u.size < 2 * RECENT_HOURS or level <= 0:
+        return False
+    return slope_per_day * (u.size / 24) < -DECLINE_SHARE * level
 
 
 def choose(candidates: Sequence[Option], term_years: Collection[int]) -> Option | None:

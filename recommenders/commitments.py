@@ -177,8 +177,11 @@ def _accounts(snapshot: Snapshot) -> dict[tuple[str, str, str], str]:
 # --------------------------------------------------------------------------------------- sizing
 
 
-def options(pool: Pool, rates: Sequence[CommitmentRate], instruments: Collection[Instrument] | None = None) -> list[Option]:
+def options(pool: Pool, rates: Sequence[CommitmentRate], instruments: Collection[Instrument] | None = None,
+            follow_trend: bool = True) -> list[Option]:
     """Every (instrument, term) with a rate for each of the pool's types in use, sized at its optimum.
+
+    ``follow_trend=False`` sizes on the usage as it is (a hindsight optimum), without the decline cap.
 
     An instrument missing a rate for one of the types is not offered: it would not cover that type.
     """
@@ -190,7 +193,7 @@ def options(pool: Pool, rates: Sequence[CommitmentRate], instruments: Collection
         mine = [index.get((pool.cloud, pool.region, t, instrument, term)) for t in pool.types]
         if (instruments is None or instrument in instruments) and all(r is not None for r in mine):
             out.append(size(pool.usage, pool.type_usage, [float(q.hourly_usd) for q in pool.on_demand],
-                            [r for r in mine if r is not None], pool.gpus))
+                            [r for r in mine if r is not None], pool.gpus, follow_trend))
     return out
 
 
@@ -248,7 +251,8 @@ def _risk(best: Option, second_half_covered: float, moved: float) -> Risk:
     if res.level > 0 and second_half_covered / res.level < res.rate_ratio:
         return Risk.HIGH  # on the recent half of the lookback the commitment would have lost money
     utilization = res.expected_utilization or 0.0
-    if best.term_years >= 3 or moved > 0.1 or utilization < 0.9:
+    if best.term_years >= 3 or moved > 0.1 or utilization < 0.9 or best.uncapped_level is not None:
+        # (a level capped by a decline in the latest week: usage is trending down)
         return Risk.MEDIUM
     return Risk.LOW
 

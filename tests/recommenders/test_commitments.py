@@ -28,6 +28,7 @@ from recommenders.commitments import (
 from recommenders.model import Kind
 from tests.recommenders.commitment_support import (
     ITYPE,
+    ON_DEMAND,
     billing,
     billing_hourly,
     diurnal,
@@ -319,3 +320,33 @@ def test_billing_from_another_period_leaves_the_telemetry_in_charge():
     recs, _ = recommend(snap)
     assert [r.evidence["usage_source"] for r in recs] == ["telemetry"]
     assert recs[0].evidence["level_instances"] == 2
+
+
+def _sized(instances: np.ndarray, ratio: float = 0.6):
+    rate = rates(ri_1=ratio)
+    od = float(ON_DEMAND)
+    return levels.size(instances * od, np.array([1.0]), [od], rate), od
+
+
+def test_a_pool_shrinking_through_the_lookback_is_sized_below_its_lookback_optimum():
+    days = 14
+    instances = np.repeat(np.linspace(12, 6, days).round(), 24)  # the floor falls from 12 to 6 instances
+    option, od = _sized(instances)
+    assert option.uncapped_level == pytest.approx(levels.whole_units_level(instances * od, 0.6, od))
+    assert option.result.level < option.uncapped_level
+    assert option.result.level / od <= 6  # no more than the latest week runs, carried down the trend
+    assert option.figures()["capped_by_recent_decline"] is True
+
+
+def test_a_burst_early_in_the_lookback_does_not_read_as_a_decline():
+    days = 14
+    instances = np.full(days * 24, 5.0)
+    instances[24:96] = 9  # three days of a burst in the first week; the floor stays at 5
+    option, od = _sized(instances)
+    assert option.uncapped_level is None
+    assert option.result.level == pytest.approx(5 * od)
+
+
+def test_steady_usage_keeps_the_exact_optimum():
+    option, od = _sized(np.full(21 * 24, 4.0))
+    assert option.uncapped_level is None and option.result.level == pytest.approx(4 * od)
