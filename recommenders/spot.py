@@ -54,6 +54,7 @@ TAG_CHECKPOINT = "costagent:checkpoint-minutes"
 TAG_RESTART = "costagent:restart-minutes"
 TAG_SLACK_PCT = "costagent:slack-pct"
 TAG_DEADLINE = "costagent:deadline-hours"
+TAG_JOB_HOURS = "costagent:job-hours"  # how long one job runs: with a deadline, checks the checkpoint writes fit
 TRUE_VALUES = frozenset({"true", "yes", "1"})
 FALSE_VALUES = frozenset({"false", "no", "0"})
 #: A band above this monthly rate (">20%", an unknown band, GCP's default) raises the risk one step.
@@ -142,7 +143,8 @@ def recommend(
             and resources[k].pricing_model == PricingModel.ON_DEMAND
             and float(per.at[k, "known_hours"]) >= idle_settings.min_data_hours]
     undeclared = [k for k in keys if _tag(resources[k], TAG_INTERRUPTIBLE) is None]
-    util = busiest_gpu_util(snapshot, idle, undeclared)
+    timed = [k for k in keys if _tag(resources[k], TAG_DEADLINE) is not None and _tag(resources[k], TAG_JOB_HOURS) is None]
+    util = busiest_gpu_util(snapshot, idle, sorted(set(undeclared) | set(timed)))
     recs = []
     for key in keys:
         res = resources[key]
@@ -157,7 +159,9 @@ def recommend(
             _skip(res, f"{TAG_INTERRUPTIBLE}={declared}: " + ("declared not interruptible" if declared.lower()
                                                              in FALSE_VALUES else "value not understood, read as a veto"))
             continue
-        rec = _recommend_one(snapshot, res, pattern, settings)
+        runs = pattern if pattern is not None else \
+            (batch_pattern(idle, rows[key], util.get(key), settings) if key in timed else None)
+        rec = _recommend_one(snapshot, res, pattern, settings, runs)
         if rec is not None:
             recs.append(rec)
     return recs
@@ -284,11 +288,15 @@ class SpotTerms:
     expected_hourly: Decimal
 
 
-def spot_terms(quote: PriceQuote, checkpoint_h: float, restart_h: float, deadline_h: float | None = None) -> SpotTerms | None:
+def spot_terms(quote: PriceQuote, checkpoint_h: float, restart_h: float, deadline_h: float | None = None,
+               job_h: float | None = None) -> SpotTerms | None:
     """The overhead and expected hourly cost on spot; None when a deadline cannot absorb one interruption.
 
-    With a deadline of D hours, one interruption at the worst moment (a whole interval lost, then a
-    restart) must fit: tau <= D - R, so checkpoints come at min(tau*, D - R); D <= R: never.
+    With a deadline slack of D hours over a job of L hours, the job must finish in time with its
+    checkpoint writes (L C / tau) and one interruption at the worst moment (a whole interval lost,
+    a checkpoint and a restart): L C / tau + tau + C + R <= D. Young's tau* is kept when it fits; else
+    tau = sqrt(L C), which minimizes the left side; when even that does not fit, None. Without L
+    (unknown job length) only the interruption is checked: tau <= D - R. D <= R: never.
     """
     rate, source = monthly_interruption_rate(quote.interruption, quote.cloud)
     mtbf = mtbf_hours(rate)
@@ -302,6 +310,14 @@ def spot_terms(quote: PriceQuote, checkpoint_h: float, restart_h: float, deadlin
         interval = optimal_checkpoint_interval_hours(checkpoint_h, mtbf)
         if deadline_h is not None:
             interval = min(interval, deadline_h - restart_h)
+            if job_h is not None and job_h > 0:
+                def late_by(tau: float) -> float:
+                    return job_h * checkpoint_h / tau + tau + checkpoint_h + restart_h - deadline_h
+
+                if late_by(interval) > 0:
+                    interval = math.sqrt(job_h * checkpoint_h)
+                    if late_by(interval) > 0:
+                        return None
         overhead = spot_overhead(checkpoint_h, restart_h, mtbf, interval)
     overhead = round(overhead, OVERHEAD_DIGITS)
     return SpotTerms(quote, rate, source, mtbf, interval, overhead, expected_spot_hourly(quote.hourly_usd, overhead))
@@ -350,7 +366,8 @@ def _skip(res: Resource, reason: str) -> None:
 
 
 def _recommend_one(snapshot: Snapshot, res: Resource, pattern: Pattern | None,
-                   settings: SpotSettings) -> Recommendation | None:
+                   settings: SpotSettings, runs: Pattern | None = None) -> Recommendation | None:
+    """``pattern``: the inferred batch pattern (None: declared); ``runs``: the busy runs seen, for the job length."""
     cloud, region, itype = res.ref.cloud, res.ref.region, res.instance_type
     on_demand = snapshot.quote(cloud, region, itype, PricingModel.ON_DEMAND)
     spot = snapshot.quote(cloud, region, itype, PricingModel.SPOT)
@@ -363,9 +380,15 @@ def _recommend_one(snapshot: Snapshot, res: Resource, pattern: Pattern | None,
     deadline_h, bad_deadline = _number_tag(res, TAG_DEADLINE)
     if bad_slack or bad_deadline:
         return _skip(res, f"unreadable {TAG_SLACK_PCT if bad_slack else TAG_DEADLINE} tag: the slack is unknown")
-    terms = spot_terms(spot, c_min / 60, r_min / 60, deadline_h)
+    job_h, bad_job = _number_tag(res, TAG_JOB_HOURS)
+    if job_h is None and runs is not None and runs.median_run_hours:
+        job_h = float(runs.median_run_hours)  # the median busy run seen: one job
+    if deadline_h is not None and job_h is None:
+        notes.append(f"job length unknown (set {TAG_JOB_HOURS}): only one interruption is checked against the deadline, "
+                     "not the checkpoint writes over a whole job")
+    terms = spot_terms(spot, c_min / 60, r_min / 60, deadline_h, None if bad_job else job_h)
     if terms is None:
-        return _skip(res, f"deadline {deadline_h:g} h cannot absorb one restart of {r_min:g} min")
+        return _skip(res, f"deadline {deadline_h:g} h cannot absorb the checkpoint writes and one restart of {r_min:g} min")
     if terms.overhead > settings.max_overhead:
         return _skip(res, f"overhead {terms.overhead:.1%} above the {settings.max_overhead:.0%} limit")
     if slack_pct is not None and terms.overhead * 100 > slack_pct:
@@ -411,7 +434,7 @@ def _recommend_one(snapshot: Snapshot, res: Resource, pattern: Pattern | None,
         "hours_per_month": int(HOURS_PER_MONTH),
         "savings_basis": (f"730 h x (on-demand {on_demand.hourly_usd} - spot {spot.hourly_usd} x "
                           f"(1 + {terms.overhead:.{OVERHEAD_DIGITS}f})) = {monthly.quantize(Decimal('0.01'))} USD/month"),
-        "slack_pct": slack_pct, "deadline_hours": deadline_h,
+        "slack_pct": slack_pct, "deadline_hours": deadline_h, "job_hours": job_h,
         "thresholds": {"min_net_saving_pct": settings.min_net_saving_pct, "max_overhead_pct": settings.max_overhead * 100,
                        "min_monthly_saving_usd": float(settings.min_monthly_saving_usd)},
         "on_demand_price_source": on_demand.source, "spot_price_source": spot.source,

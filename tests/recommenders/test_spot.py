@@ -20,7 +20,7 @@ from recommenders.economics import (
     spot_overhead,
 )
 from recommenders.model import Kind, Risk
-from tests.builders import times, window
+from tests.builders import NOW, times, window
 from tests.recommenders.spot_support import (
     STAMPS,
     Box,
@@ -371,3 +371,27 @@ def test_a_weekly_rota_is_recurring_even_when_days_differ():
     limit = spot.SpotSettings().max_recurrence_lift
     assert pattern.daily_recurrence_lift < limit < pattern.weekly_recurrence_lift
     assert run(snap) == []
+
+
+def _band_quote(band: str = "10-15%"):
+    from decimal import Decimal as D
+
+    from providers.model import Cloud, PriceQuote, PricingModel
+    from recommenders.spot import spot_terms
+    q = PriceQuote(Cloud.AWS, "us-east-1", "p4d.24xlarge", PricingModel.SPOT, D("7"), "test", NOW, band)
+    return q, spot_terms
+
+
+def test_a_deadline_too_short_for_a_long_jobs_checkpoint_writes_gives_nothing():
+    q, spot_terms = _band_quote()
+    # L = 30 h, C = 10 min: at best 2 sqrt(L C) = 4.47 h of writes + lost interval, plus C and R > D = 2 h
+    assert spot_terms(q, 1 / 6, 0.5, deadline_h=2.0, job_h=30.0) is None
+    assert spot_terms(q, 1 / 6, 0.5, deadline_h=2.0) is not None  # without L only one interruption is checked
+
+
+def test_a_long_job_with_enough_slack_checkpoints_at_the_interval_that_fits():
+    q, spot_terms = _band_quote()
+    terms = spot_terms(q, 1 / 6, 0.5, deadline_h=6.0, job_h=30.0)
+    assert terms is not None
+    writes_and_one_loss = 30.0 * (1 / 6) / terms.interval_h + terms.interval_h + 1 / 6 + 0.5
+    assert writes_and_one_loss <= 6.0
