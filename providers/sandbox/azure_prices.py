@@ -25,17 +25,16 @@ Built-in items (USD, Linux unless the product says Windows):
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import threading
 import zlib
 from collections.abc import Callable, Iterable
 from copy import deepcopy
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
-from urllib.parse import parse_qs, urlencode, urlsplit
+from typing import Any
+from urllib.parse import urlencode
+
+from providers.sandbox.json_server import JsonApiServer
 
 log = logging.getLogger(__name__)
 
@@ -158,50 +157,15 @@ def parse_filter(text: str) -> Callable[[dict[str, Any]], bool]:
     return predicate
 
 
-class AzurePricesEmulator:
+class AzurePricesEmulator(JsonApiServer):
     """The emulator on 127.0.0.1 (an ephemeral port); use as a context manager or start()/stop()."""
 
+    name = "azure-prices-emulator"
+
     def __init__(self, items: Iterable[dict[str, Any]] | None = None, *, page_size: int = PAGE_SIZE) -> None:
+        super().__init__()
         self._items = [deepcopy(i) for i in (items if items is not None else default_items())]
         self.page_size = page_size
-        self.requests: list[str] = []
-        self._failures: list[tuple[int, str]] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        """The base URL to give ``RetailPricesClient(base_url=...)``."""
-        if self._server is None:
-            raise RuntimeError("emulator not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/api/retail/prices"
-
-    def start(self) -> Self:
-        handler = type("Handler", (_Handler,), {"emulator": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name="azure-prices-emulator", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def fail_next(self, status: int, count: int = 1, message: str = "injected failure") -> None:
-        """Answer the next ``count`` requests with HTTP ``status`` (429, 500, 503, ...)."""
-        with self._lock:
-            self._failures.extend([(status, message)] * count)
 
     def set_price(self, arm_sku: str, sku_name: str, price: Decimal | str, *, kind: str = "Consumption",
                   term: str | None = None) -> None:
@@ -216,15 +180,19 @@ class AzurePricesEmulator:
         with self._lock:
             self._items.append(deepcopy(item))
 
+    @property
+    def url(self) -> str:
+        """The base URL to give ``RetailPricesClient(base_url=...)``."""
+        return f"{super().url}/api/retail/prices"
+
     def count(self, fragment: str = "/api/retail/prices") -> int:
-        with self._lock:
-            return sum(fragment in r for r in self.requests)
+        return super().count(fragment)
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        return _error("InjectedFailure", message)
 
     def answer(self, path: str, query: dict[str, list[str]], host: str) -> tuple[int, dict[str, Any]]:
         with self._lock:
-            if self._failures:
-                status, message = self._failures.pop(0)
-                return status, _error("InjectedFailure", message)
             items = [deepcopy(i) for i in self._items]
         if path.rstrip("/") != "/api/retail/prices":
             return 404, _error("NotFound", f"no route {path}")
@@ -254,25 +222,3 @@ class AzurePricesEmulator:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"Error": {"Code": code, "Message": message}}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    emulator: AzurePricesEmulator
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        host = "{}:{}".format(*self.server.server_address[:2])
-        status, body = self.emulator.answer(parts.path, parse_qs(parts.query), host)
-        with self.emulator._lock:
-            self.emulator.requests.append(f"GET {self.path}")
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("event=emulator_request server=azure-prices %s", format % args)

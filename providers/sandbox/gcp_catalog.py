@@ -34,15 +34,13 @@ The built-in SKUs carry real public prices (USD, Compute Engine ``services/6F81-
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+
+from providers.sandbox.json_server import JsonApiServer
 
 log = logging.getLogger(__name__)
 
@@ -142,52 +140,19 @@ def sku_json(sku: EmulatedSku, service: str = COMPUTE_ENGINE) -> dict[str, Any]:
     }
 
 
-class GcpCatalogEmulator:
+class GcpCatalogEmulator(JsonApiServer):
     """The emulator on 127.0.0.1 (an ephemeral port); use as a context manager or start()/stop()."""
 
+    name = "gcp-catalog-emulator"
+    content_type = "application/json; charset=UTF-8"
+
     def __init__(self, skus: Iterable[EmulatedSku] = DEFAULT_SKUS, *, max_page_size: int = MAX_PAGE_SIZE) -> None:
+        super().__init__()
         self._skus = list(skus)
         self.max_page_size = max_page_size
-        self.requests: list[str] = []  # "GET /v1/services/.../skus?..." per request answered
-        self._failures: list[tuple[int, str]] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- control -----------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("emulator not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> Self:
-        handler = type("Handler", (_Handler,), {"emulator": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="gcp-catalog-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def fail_next(self, status: int, count: int = 1, message: str = "injected failure") -> None:
-        """Answer the next ``count`` requests with HTTP ``status`` (429, 500, 503, ...)."""
-        with self._lock:
-            self._failures.extend([(status, message)] * count)
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        return _error(status, message)
 
     def set_price(self, sku_id: str, price: Decimal | str) -> None:
         """Change one SKU's unit price (e.g. to something implausible)."""
@@ -198,17 +163,9 @@ class GcpCatalogEmulator:
         with self._lock:
             self._skus = [s for s in self._skus if s.sku_id != sku_id]
 
-    def count(self, fragment: str) -> int:
-        """How many answered requests contain ``fragment`` (e.g. "/skus")."""
-        with self._lock:
-            return sum(fragment in r for r in self.requests)
-
     # -- API ---------------------------------------------------------------------------------
-    def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+    def answer(self, path: str, query: dict[str, list[str]], host: str) -> tuple[int, dict[str, Any]]:
         with self._lock:
-            if self._failures:
-                status, message = self._failures.pop(0)
-                return status, _error(status, message)
             skus = list(self._skus)
         parts = path.strip("/").split("/")
         if parts == ["v1", "services"]:
@@ -257,24 +214,3 @@ def _decode_token(token: str) -> int:
 
 def _error(status: int, message: str) -> dict[str, Any]:
     return {"error": {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    emulator: GcpCatalogEmulator
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        status, body = self.emulator.answer(parts.path, parse_qs(parts.query))
-        with self.emulator._lock:
-            self.emulator.requests.append(f"GET {self.path}")
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("event=emulator_request server=gcp-catalog %s", format % args)
