@@ -88,6 +88,30 @@ def autoscale_recommendation() -> Recommendation:
     )
 
 
+def commitment_recommendation() -> Recommendation:
+    ref = ResourceRef(Cloud.AWS, "123456789012", "us-east-1", "commitment:p4d")
+    return Recommendation(
+        recommender="commitment", kind=Kind.COMMITMENT, ref=ref, instance_type="p4d.24xlarge",
+        monthly_savings_usd=Decimal("5925.12"), confidence=0.78, risk=Risk.LOW,
+        summary="Buy 2 x p4d.24xlarge 1-year standard Reserved Instances for p4d in us-east-1",
+        evidence={"level_instances": 2.0, "rate_ratio": 0.634}, action=None,
+    )
+
+
+def sample_billing() -> dict[str, object]:
+    return {
+        "sources": ["s3://billing/focus/2026-11.parquet"], "rows": 1000, "bad_rows": 2,
+        "bad_examples": [{"file": "s3://billing/focus/2026-11.parquet", "line": 17, "reason": "BilledCost: not a number"}],
+        "currency": "USD", "window": {"start": "2026-11-01T00:00:00Z", "end": "2026-11-08T00:00:00Z"},
+        "billed_cost_usd": 20.52, "effective_cost_usd": 19.75,
+        "commitments": {"usage_hours": 100.0, "committed_hours": 25.0, "coverage": 0.25, "commitment_used_usd": 4.5,
+                        "commitment_unused_usd": 0.5, "utilization": 0.9, "list_cost_usd": 24.0,
+                        "effective_cost_usd": 19.75, "effective_savings_rate": 0.1771,
+                        "commitments": [{"commitment_id": "ri-1", "provider": "AWS", "type": "Reserved Instance",
+                                         "used_usd": 4.5, "unused_usd": 0.5, "utilization": 0.9}]},
+    }
+
+
 def sample_kpis() -> FleetKpis:
     research = TeamKpi(HOSTILE_NAME, 2, 5, 840.0, 310.5, Decimal("2100.50"), Decimal("6.7649"), Decimal("900.25"),
                        210.4, 79.75)
@@ -100,7 +124,8 @@ def sample_kpis() -> FleetKpis:
 
 def full_report() -> AuditReport:
     # out of order: the report ranks them
-    recs = (schedule_recommendation(), stop_recommendation(), rightsize_recommendation(), autoscale_recommendation())
+    recs = (schedule_recommendation(), stop_recommendation(), rightsize_recommendation(), autoscale_recommendation(),
+            commitment_recommendation())
     return AuditReport(
         generated_at=GENERATED_AT,
         window=WINDOW,
@@ -118,6 +143,7 @@ def full_report() -> AuditReport:
             gpu_spend_usd=Decimal("12345.67"),
             savings_by_kind={r.kind.value: r.monthly_savings_usd for r in recs},
             kpis=sample_kpis(),
+            billing=sample_billing(),
         ),
         recommendations=recs,
         gaps=(
