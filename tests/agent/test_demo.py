@@ -77,3 +77,12 @@ def test_demo_spot_findings_are_declared_or_inferred(demo):
     assert spot["llm-pretrain-l4"]["action"] is None  # advice: an on-demand instance is relaunched by its owner
     evidence = spot["llm-pretrain-l4"]["evidence"]
     assert evidence["interruption_band"] and evidence["checkpoint_minutes"] == 5
+
+
+def test_demo_commits_to_the_steady_group_and_not_to_instances_other_findings_change(demo):
+    commitments = {(r["region"], r["resource_id"]): r for r in demo["recommendations"] if r["kind"] == "commitment"}
+    steady = commitments[("ap-northeast-1", "commitment:g6")]  # llm-api-steady: 4 g6.xlarge around the clock
+    assert steady["evidence"]["level_instances"] == 4 and steady["action"] is None
+    assert steady["evidence"]["usage_source"] == "billing"
+    # the scheduled notebook (g6.xlarge in the same region) is not committed to, nor the resized or stopped boxes
+    assert ("eu-west-1", "commitment:g5") not in commitments and ("us-east-1", "commitment:p4d") not in commitments
