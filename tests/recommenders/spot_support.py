@@ -23,7 +23,7 @@ from providers.model import (
     Window,
     price_key,
 )
-from recommenders import candidates, spot
+from recommenders import batch_pattern, candidates, spot
 from recommenders.idle import IdleReport, IdleSettings, classify
 from recommenders.model import Recommendation
 from tests.builders import NOW, PERIOD, FrameBuilder, times, window
@@ -109,10 +109,10 @@ def run(snapshot: Snapshot, settings: spot.SpotSettings | None = None, exclude: 
     return spot.recommend(snapshot, idle, by_key, settings or spot.SpotSettings(), IdleSettings(), exclude)
 
 
-def pattern_of(snapshot: Snapshot, res: Resource, settings: spot.SpotSettings | None = None) -> spot.Pattern:
+def pattern_of(snapshot: Snapshot, res: Resource, settings: spot.SpotSettings | None = None) -> batch_pattern.Pattern:
     idle, _ = analyze(snapshot)
-    util = spot.busiest_gpu_util(snapshot, idle, [res.ref.key])
-    return spot.batch_pattern(idle, idle.keys.index(res.ref.key), util.get(res.ref.key), settings or spot.SpotSettings())
+    util = batch_pattern.busiest_gpu_util(snapshot, idle, [res.ref.key])
+    return batch_pattern.batch_pattern(idle, idle.keys.index(res.ref.key), util.get(res.ref.key), settings or spot.SpotSettings())
 
 
 # ----------------------------------------------------------------------------------------- workloads

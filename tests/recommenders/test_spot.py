@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from providers.model import Accelerators, Cloud
-from recommenders import spot
+from recommenders import batch_pattern, spot
 from recommenders.economics import (
     expected_spot_hourly,
     monthly_interruption_rate,
@@ -354,11 +354,11 @@ def test_recurrence_lift_is_one_for_chance_and_high_for_a_daily_routine():
     observed = np.ones((14, 24), dtype=bool)
     routine = np.zeros((14, 24), dtype=bool)
     routine[:, 9:18] = True  # the same nine hours every day
-    assert spot.recurrence_lift(routine, observed, 12)[0] == pytest.approx(24 / 9)
+    assert batch_pattern.recurrence_lift(routine, observed, 12)[0] == pytest.approx(24 / 9)
     shifted = np.zeros((14, 24), dtype=bool)
     for day in range(14):
         shifted[day, (np.arange(12) + 7 * day) % 24] = True  # half of each day, at drifting hours
-    lift, chance = spot.recurrence_lift(shifted, observed, 12)
+    lift, chance = batch_pattern.recurrence_lift(shifted, observed, 12)
     assert lift < spot.SpotSettings().max_recurrence_lift and chance == pytest.approx(91 * 12 * 12 / 24)
 
 
