@@ -40,19 +40,8 @@ from providers.model import (
     Snapshot,
 )
 from recommenders import commitment_levels as levels
-from recommenders.commitment_levels import (
-    FIT,
-    HOUR,
-    HOURLY_USAGE_COLUMNS,
-    NAMES,
-    UNIT_INSTRUMENTS,
-    Option,
-    choose,
-    hour_grid,
-    hourly_usage,
-    hourly_usage_by_source,
-    size,
-)
+from recommenders.commitment_levels import FIT, NAMES, UNIT_INSTRUMENTS, Option, choose, size
+from recommenders.commitment_usage import HOUR, HOURLY_USAGE_COLUMNS, hour_grid, hourly_usage, hourly_usage_by_source
 from recommenders.model import Kind, Recommendation, Risk
 
 NAME = "commitment"
