@@ -71,11 +71,8 @@ def live_source(cloud: Cloud, profile: str | None = None) -> LiveSource:
 
         provider = AwsProvider(AwsClients(profile=profile), live_prices=True)
 
-        def aws(region: str, types: Sequence[str], at: datetime) -> tuple[list[PriceQuote], list[CommitmentRate]]:
-            rates_of = getattr(provider, "commitment_rates", None)
-            return provider.prices(region, types, at), (rates_of(region, types, at) if rates_of else [])
-
-        return aws
+        return lambda region, types, at: (provider.prices(region, types, at),
+                                          provider.commitment_rates(region, types, at))
     if cloud == Cloud.GCP:
         from providers.gcp import pricing as gcp_pricing
         from providers.gcp.client import CatalogClient

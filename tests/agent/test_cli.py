@@ -210,3 +210,14 @@ def test_an_unreadable_billing_path_exits_3_and_still_reports(cloud, tmp_path):
     assert run.returncode == 3
     assert "missing.csv" in run.stderr
     assert json.loads(run.stdout)["summary"]["billing"] is None
+
+
+def test_live_prices_keep_the_catalog_where_the_apis_answer_nonsense(cloud):
+    # moto has no Pricing or Savings Plans API and answers spot history with 0.00001 dated 2006
+    server, _ = cloud
+    run = costagent("prices", "--live", "--type", "g5.xlarge", "--region", "us-east-1", "--output", "json",
+                    endpoint=server.url)
+    assert run.returncode == 0, run.stderr
+    (row,) = json.loads(run.stdout)["prices"]
+    assert row["on_demand"]["hourly_usd"] == "1.006" and row["spot"]["source"].startswith("catalog:")
+    assert {c["term_years"] for c in row["commitments"]} == {1, 3}  # the shipped RI rates stand
