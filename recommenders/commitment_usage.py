@@ -24,7 +24,7 @@ _HOUR_NS = 3_600_000_000_000
 # ----------------------------------------------------------------------------------- hourly usage
 
 
-def _cloud_of_provider(name: object) -> str | None:
+def cloud_of_provider(name: object) -> str | None:
     """FOCUS ProviderName ("AWS", "Amazon Web Services", "Google Cloud", "Microsoft", ...) -> cloud."""
     text = str(name).lower()
     if "aws" in text or "amazon" in text:
@@ -83,7 +83,7 @@ def _telemetry_counts(snapshot: Snapshot, grid: pd.DatetimeIndex, keys: Collecti
 
 def _billing_counts(billing: BillingData, grid: pd.DatetimeIndex) -> pd.DataFrame:
     hourly = billing.hourly
-    cloud = hourly["provider"].map(_cloud_of_provider)
+    cloud = hourly["provider"].map(cloud_of_provider)
     ts = pd.DatetimeIndex(pd.to_datetime(hourly["ts"], utc=True)).floor("h")
     keep = cloud.notna().to_numpy() & ts.isin(grid)
     rows = pd.DataFrame({

@@ -14,17 +14,20 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from providers.model import BillingData, ResourceBilling, Snapshot
+from recommenders.commitment_usage import cloud_of_provider
+from recommenders.commitments import pool_of
 from recommenders.model import Kind, Recommendation
 
 #: Kinds that reduce the hours an instance runs (and so can leave its commitment with nothing to cover).
 REDUCING = frozenset({Kind.STOP, Kind.SCHEDULE, Kind.RIGHTSIZE, Kind.CONSOLIDATE})
 
 
-def family(instance_type: str | None) -> str | None:
-    """The commitment scope of a type: AWS families (``p4d`` of ``p4d.24xlarge``); other clouds the type itself."""
-    if not instance_type:
+def family(billed: ResourceBilling) -> str | None:
+    """The commitment pool of a billed resource (AWS family, GCP series, Azure size): ``commitments.pool_of``."""
+    cloud = cloud_of_provider(billed.provider)
+    if not billed.instance_type or cloud is None:
         return None
-    return instance_type.split(".", 1)[0] if "." in instance_type else instance_type
+    return pool_of(cloud, billed.instance_type)
 
 
 def annotate(snapshot: Snapshot, recommendations: Sequence[Recommendation]) -> list[Recommendation]:
@@ -46,7 +49,7 @@ def _annotated(rec: Recommendation, billed: ResourceBilling, billing: BillingDat
     covered_h = billed.committed_hours
     ids = list(billed.commitment_ids)
     if absorbing >= covered_h:
-        note = (f"Covered {billed.covered_fraction:.0%} by a commitment; other uncovered {family(billed.instance_type)} "
+        note = (f"Covered {billed.covered_fraction:.0%} by a commitment; other uncovered {family(billed)} "
                 f"usage in {billed.region} ({absorbing:.0f} h) can take it over.")
     else:
         note = (f"Strands a commitment: {billed.covered_fraction:.0%} of its hours are covered "
@@ -71,11 +74,11 @@ def _annotated(rec: Recommendation, billed: ResourceBilling, billing: BillingDat
 
 def _uncovered_hours_nearby(billed: ResourceBilling, billing: BillingData) -> float:
     """Uncovered usage hours of other resources of the same family and region in the billing window."""
-    fam = family(billed.instance_type)
+    fam = family(billed)
     if fam is None:
         return 0.0
     return sum(
         max(0.0, r.usage_hours - r.committed_hours)
         for r in billing.resources
-        if r.resource_id != billed.resource_id and r.region == billed.region and family(r.instance_type) == fam
+        if r.resource_id != billed.resource_id and r.region == billed.region and family(r) == fam
     )
