@@ -38,6 +38,33 @@ COMMITMENT_TERMS = (1, 3)
 INSTRUMENT_CLOUD = {i: Cloud(i.value.split("-", 1)[0]) for i in Instrument}
 
 
+#: A live price is checked against the shipped catalog before use (moto, for one, answers spot history
+#: with 0.00001 dated 2006). On-demand: ratio to the shipped price; spot and commitments: fraction of on-demand.
+ON_DEMAND_BOUNDS = (Decimal("0.5"), Decimal("2.0"))
+SPOT_BOUNDS = (Decimal("0.05"), Decimal("1.0"))
+COMMITMENT_BOUNDS = (Decimal("0.1"), Decimal("1.0"))
+ABSOLUTE_BOUNDS = (Decimal("0.01"), Decimal(500))  # $/h, where no shipped price exists
+
+
+def plausible_on_demand(price: Decimal, shipped: Decimal | None) -> bool:
+    """A live on-demand price within 0.5-2x of the shipped one (0.01-500 $/h where none is shipped)."""
+    if price <= 0:
+        return False
+    if shipped is None:
+        return ABSOLUTE_BOUNDS[0] <= price <= ABSOLUTE_BOUNDS[1]
+    return ON_DEMAND_BOUNDS[0] <= price / shipped <= ON_DEMAND_BOUNDS[1]
+
+
+def plausible_spot(price: Decimal, on_demand: Decimal | None) -> bool:
+    """A spot price within 5-100 % of on-demand."""
+    return on_demand is not None and SPOT_BOUNDS[0] * on_demand <= price <= SPOT_BOUNDS[1] * on_demand
+
+
+def plausible_commitment(rate: Decimal, on_demand: Decimal | None) -> bool:
+    """A commitment's hourly rate within 10-100 % of on-demand."""
+    return on_demand is not None and COMMITMENT_BOUNDS[0] * on_demand <= rate <= COMMITMENT_BOUNDS[1] * on_demand
+
+
 class CatalogError(ValueError):
     """The shipped catalog file is malformed (names the file and line)."""
 

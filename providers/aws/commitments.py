@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from providers.aws.client import AwsClients, pages, translated
-from providers.catalog import PriceCatalog
+from providers.catalog import PriceCatalog, plausible_commitment
 from providers.errors import ProviderError
 from providers.model import Cloud, CommitmentRate, Instrument, PricingModel
 
@@ -36,7 +36,6 @@ RI_ATTEMPTS = 2
 #: Term lengths in seconds, as both APIs state them (365 days, 3 x 365 days).
 TERM_SECONDS = {31_536_000: 1, 94_608_000: 3}
 #: A live rate must lie within this fraction of the catalog's on-demand price for the type.
-COMMITMENT_BOUNDS = (Decimal("0.10"), Decimal("1.00"))
 SP_PLAN_TYPES = {"Compute": Instrument.AWS_COMPUTE_SP, "EC2Instance": Instrument.AWS_EC2_INSTANCE_SP}
 SP_SOURCE = "aws-savingsplans-api: DescribeSavingsPlansOfferingRates (No Upfront, Linux/UNIX, shared tenancy)"
 RI_SOURCE = "aws-ec2-api: DescribeReservedInstancesOfferings (standard, regional, Linux/UNIX, No Upfront)"
@@ -69,7 +68,7 @@ def live_commitment_rates(
     out = []
     for (itype, instrument, years), hourly in sorted(found.items(), key=lambda kv: (kv[0][0], kv[0][1].value, kv[0][2])):
         od = _on_demand(reference, region, itype)
-        if od is None or not COMMITMENT_BOUNDS[0] * od <= hourly <= COMMITMENT_BOUNDS[1] * od:
+        if not plausible_commitment(hourly, od):
             log.warning("event=commitment_rate_rejected region=%s type=%s instrument=%s term=%dy live=%s on_demand=%s",
                         region, itype, instrument.value, years, hourly, od)
             continue

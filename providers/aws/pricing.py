@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from providers.aws.client import AwsClients, pages
-from providers.catalog import PriceCatalog
+from providers.catalog import PriceCatalog, plausible_on_demand, plausible_spot
 from providers.errors import ProviderError
 from providers.model import Cloud, PriceQuote, PricingModel
 
@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 
 PRICING_REGION = "us-east-1"  # the Pricing API's home
 SPOT_MAX_AGE = timedelta(days=7)
-SPOT_BOUNDS = (Decimal("0.05"), Decimal("1.0"))  # fraction of on-demand
-ON_DEMAND_BOUNDS = (Decimal("0.5"), Decimal("2.0"))  # ratio to the catalog price
 
 
 def quotes(
@@ -35,7 +33,7 @@ def quotes(
     if live:
         for itype, price in live_on_demand(clients, region, instance_types).items():
             ref = shipped.get((itype, PricingModel.ON_DEMAND))
-            if _plausible_on_demand(price, ref):
+            if plausible_on_demand(price, ref.hourly_usd if ref else None):
                 shipped[(itype, PricingModel.ON_DEMAND)] = PriceQuote(
                     Cloud.AWS, region, itype, PricingModel.ON_DEMAND, price, "aws-pricing-api", at)
             else:
@@ -43,21 +41,12 @@ def quotes(
                             ref.hourly_usd if ref else None)
         for itype, (price, stamp) in live_spot(clients, region, instance_types, at).items():
             od = shipped.get((itype, PricingModel.ON_DEMAND))
-            if od and at - stamp <= SPOT_MAX_AGE and SPOT_BOUNDS[0] * od.hourly_usd <= price <= SPOT_BOUNDS[1] * od.hourly_usd:
+            if od and at - stamp <= SPOT_MAX_AGE and plausible_spot(price, od.hourly_usd):
                 shipped[(itype, PricingModel.SPOT)] = PriceQuote(
                     Cloud.AWS, region, itype, PricingModel.SPOT, price, "ec2-spot-price-history", stamp)
             else:
                 log.info("event=spot_price_rejected region=%s type=%s price=%s at=%s", region, itype, price, stamp.isoformat())
     return list(shipped.values())
-
-
-def _plausible_on_demand(price: Decimal, ref: PriceQuote | None) -> bool:
-    if price <= 0:
-        return False
-    if ref is None:
-        return Decimal("0.01") <= price <= Decimal("500")
-    ratio = price / ref.hourly_usd
-    return ON_DEMAND_BOUNDS[0] <= ratio <= ON_DEMAND_BOUNDS[1]
 
 
 def live_on_demand(clients: AwsClients, region: str, instance_types: Sequence[str]) -> dict[str, Decimal]:

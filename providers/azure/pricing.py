@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from providers.azure.retail_prices import RetailPricesClient
-from providers.catalog import PriceCatalog
+from providers.catalog import PriceCatalog, plausible_commitment, plausible_on_demand, plausible_spot
 from providers.errors import ProviderError
 from providers.model import Cloud, CommitmentRate, Instrument, PriceQuote, PricingModel
 
@@ -35,10 +35,6 @@ SOURCE = "azure-retail-prices"
 TERM_YEARS = {"1 Year": 1, "3 Years": 3, "3 Year": 3}
 TERM_HOURS = {1: Decimal(8760), 3: Decimal(26280)}
 HOURLY_PLACES = Decimal("0.0000000001")  # a reservation's total over its hours, to 1e-10 $/h
-ON_DEMAND_BOUNDS = (Decimal("0.5"), Decimal("2.0"))  # ratio to the shipped price
-SPOT_BOUNDS = (Decimal("0.05"), Decimal("1.0"))  # fraction of on demand
-COMMIT_BOUNDS = (Decimal("0.1"), Decimal("1.0"))  # fraction of on demand
-ABSOLUTE_BOUNDS = (Decimal("0.01"), Decimal(500))  # $/h, where no shipped price exists
 
 
 @dataclass
@@ -148,7 +144,7 @@ def quotes(
             continue
         ref = out.get((itype, PricingModel.ON_DEMAND))
         if prices.on_demand is not None:
-            if _plausible_on_demand(prices.on_demand, ref):
+            if plausible_on_demand(prices.on_demand, ref.hourly_usd if ref else None):
                 out[(itype, PricingModel.ON_DEMAND)] = PriceQuote(Cloud.AZURE, region, itype, PricingModel.ON_DEMAND,
                                                                   prices.on_demand, SOURCE, at)
             else:
@@ -156,7 +152,7 @@ def quotes(
                             region, itype, prices.on_demand, ref.hourly_usd if ref else None)
         od = out.get((itype, PricingModel.ON_DEMAND))
         if prices.spot is not None:
-            if od is not None and SPOT_BOUNDS[0] * od.hourly_usd <= prices.spot <= SPOT_BOUNDS[1] * od.hourly_usd:
+            if od is not None and plausible_spot(prices.spot, od.hourly_usd):
                 out[(itype, PricingModel.SPOT)] = PriceQuote(Cloud.AZURE, region, itype, PricingModel.SPOT,
                                                              prices.spot, SOURCE, at)
             else:
@@ -188,7 +184,7 @@ def commitment_rates(
         for instrument, rates in ((Instrument.AZURE_RESERVATION, prices.reservation),
                                   (Instrument.AZURE_SAVINGS_PLAN, prices.savings_plan)):
             for years, hourly in sorted(rates.items()):
-                if COMMIT_BOUNDS[0] * od <= hourly <= COMMIT_BOUNDS[1] * od:
+                if plausible_commitment(hourly, od):
                     out.append(CommitmentRate(Cloud.AZURE, region, itype, instrument, years, hourly, SOURCE, at))
                 else:
                     log.warning("event=price_rejected cloud=azure region=%s type=%s model=%s-%dy live=%s on_demand=%s",
@@ -200,14 +196,6 @@ def _on_demand_reference(prices: VmPrices | None, shipped: PriceCatalog, region:
     """What ``quotes`` settles on for on demand: the plausible live price, else the shipped one."""
     ref = next((q for q in shipped.quotes(Cloud.AZURE, region, itype)
                 if q.pricing_model is PricingModel.ON_DEMAND), None)
-    if prices is not None and prices.on_demand is not None and _plausible_on_demand(prices.on_demand, ref):
+    if prices is not None and prices.on_demand is not None and plausible_on_demand(prices.on_demand, ref.hourly_usd if ref else None):
         return prices.on_demand
     return ref.hourly_usd if ref else None
-
-
-def _plausible_on_demand(price: Decimal, ref: PriceQuote | None) -> bool:
-    if price <= 0:
-        return False
-    if ref is None:
-        return ABSOLUTE_BOUNDS[0] <= price <= ABSOLUTE_BOUNDS[1]
-    return ON_DEMAND_BOUNDS[0] <= price / ref.hourly_usd <= ON_DEMAND_BOUNDS[1]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from providers.catalog import PriceCatalog
+from providers.catalog import PriceCatalog, plausible_commitment, plausible_on_demand, plausible_spot
 from providers.errors import ProviderError
 from providers.gcp.client import CatalogClient, CatalogSku
 from providers.model import Cloud, CommitmentRate, Instrument, PriceQuote, PricingModel
@@ -32,10 +32,6 @@ SOURCE = "gcp-billing-catalog"
 ON_DEMAND = "OnDemand"
 SPOT = "Preemptible"  # the usageType of Spot (and legacy preemptible) SKUs
 COMMIT = {1: "Commit1Yr", 3: "Commit3Yr"}
-ON_DEMAND_BOUNDS = (Decimal("0.5"), Decimal("2.0"))  # ratio to the shipped price
-SPOT_BOUNDS = (Decimal("0.05"), Decimal("1.0"))  # fraction of on demand
-COMMIT_BOUNDS = (Decimal("0.1"), Decimal("1.0"))  # fraction of on demand
-ABSOLUTE_BOUNDS = (Decimal("0.01"), Decimal(500))  # $/h, where no shipped price exists
 
 #: SKUs that price something other than a plain VM of the family (custom shapes, sole tenancy,
 #: flex-start / calendar-mode capacity, reservations, licences, virtual workstations).
@@ -171,7 +167,7 @@ def quotes(
         ref = out.get((itype, PricingModel.ON_DEMAND))
         if composed is None:
             log.info("event=price_incomplete cloud=gcp region=%s type=%s model=on-demand", region, itype)
-        elif _plausible_on_demand(composed[0], ref):
+        elif plausible_on_demand(composed[0], ref.hourly_usd if ref else None):
             out[(itype, PricingModel.ON_DEMAND)] = PriceQuote(Cloud.GCP, region, itype, PricingModel.ON_DEMAND,
                                                               composed[0], SOURCE, at)
         else:
@@ -186,7 +182,7 @@ def _refine_spot(out: dict, index: SkuIndex, shape: MachineShape, region: str, i
     od = out.get((itype, PricingModel.ON_DEMAND))
     if spot is None:
         log.info("event=price_incomplete cloud=gcp region=%s type=%s model=spot", region, itype)
-    elif od is not None and SPOT_BOUNDS[0] * od.hourly_usd <= spot[0] <= SPOT_BOUNDS[1] * od.hourly_usd:
+    elif od is not None and plausible_spot(spot[0], od.hourly_usd):
         out[(itype, PricingModel.SPOT)] = PriceQuote(Cloud.GCP, region, itype, PricingModel.SPOT, spot[0], SOURCE, at)
     else:
         log.warning("event=price_rejected cloud=gcp region=%s type=%s model=spot live=%s on_demand=%s skus=%s",
@@ -220,7 +216,7 @@ def commitment_rates(
             composed = index.compose(shape, usage)
             if composed is None:
                 log.info("event=price_incomplete cloud=gcp region=%s type=%s model=cud-%dy", region, itype, years)
-            elif COMMIT_BOUNDS[0] * od <= composed[0] <= COMMIT_BOUNDS[1] * od:
+            elif plausible_commitment(composed[0], od):
                 out.append(CommitmentRate(Cloud.GCP, region, itype, Instrument.GCP_CUD, years, composed[0], SOURCE, at))
             else:
                 log.warning("event=price_rejected cloud=gcp region=%s type=%s model=cud-%dy live=%s on_demand=%s",
@@ -233,7 +229,7 @@ def _on_demand_reference(index: SkuIndex, shipped: PriceCatalog, region: str, it
     """What ``quotes`` settles on for on demand (the plausible live price, else the shipped one), quietly."""
     ref = next((q for q in shipped.quotes(Cloud.GCP, region, itype) if q.pricing_model is PricingModel.ON_DEMAND), None)
     composed = index.compose(shape, ON_DEMAND) if shape else None
-    if composed is not None and _plausible_on_demand(composed[0], ref):
+    if composed is not None and plausible_on_demand(composed[0], ref.hourly_usd if ref else None):
         return composed[0]
     return ref.hourly_usd if ref else None
 
@@ -244,11 +240,3 @@ def _index(catalog: CatalogClient, region: str) -> SkuIndex | None:
     except ProviderError as exc:
         log.info("event=pricing_api_unavailable cloud=gcp region=%s error=%r", region, exc.one_line())
         return None
-
-
-def _plausible_on_demand(price: Decimal, ref: PriceQuote | None) -> bool:
-    if price <= 0:
-        return False
-    if ref is None:
-        return ABSOLUTE_BOUNDS[0] <= price <= ABSOLUTE_BOUNDS[1]
-    return ON_DEMAND_BOUNDS[0] <= price / ref.hourly_usd <= ON_DEMAND_BOUNDS[1]
