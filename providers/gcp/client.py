@@ -1,4 +1,10 @@
-"""The only module that imports the google SDKs: the Cloud Billing Catalog client, SKU parsing, errors.
+"""The only module that builds google SDK clients: credentials, endpoints, retries, call counting, errors.
+
+``GcpClients`` holds one run's clients: Compute Engine (REST), Cloud Monitoring (gRPC), BigQuery,
+Resource Manager (project discovery) and the Cloud Billing Catalog. Configuration is the standard
+Application Default Credentials chain; ``endpoints`` (per service: ``compute``, ``monitoring``,
+``bigquery``, ``cloudbilling``, ``cloudresourcemanager``) points a service at another host, e.g. a
+local emulator; with endpoints set and no ADC found, anonymous credentials are used.
 
 Real use: ``CatalogClient()`` talks to ``cloudbilling.googleapis.com`` with the standard Application
 Default Credentials chain (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth application-default
@@ -14,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 import google.api_core.exceptions as gexc
+import google.auth
 import google.auth.exceptions
 import requests
 from google.api_core import retry as gretry
@@ -30,7 +37,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import billing_v1
 from google.protobuf import json_format
 
-from providers.errors import AuthError, NotFound, ProviderError, Throttled
+from providers.errors import AuthError, ConfigurationError, NotFound, ProviderError, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,16 @@ AUTH_HINT = ("run `gcloud auth application-default login` or set GOOGLE_APPLICAT
              "(the Cloud Billing API must be enabled on the quota project), or pass an API key")
 
 ClientFactory = Callable[..., Any]
+
+#: Services whose endpoint can be configured, with their public hosts.
+DEFAULT_HOSTS = {
+    "compute": "compute.googleapis.com",
+    "monitoring": "monitoring.googleapis.com",
+    "bigquery": "bigquery.googleapis.com",
+    "cloudbilling": "cloudbilling.googleapis.com",
+    "cloudresourcemanager": "cloudresourcemanager.googleapis.com",
+}
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +234,194 @@ def translated(operation: str, where: str) -> Iterator[None]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:500] if text else type(exc).__name__
+
+
+class GcpClients:
+    """One run's google clients, built lazily and cached, with call counting and shared retries.
+
+    ``projects``: the projects to audit (empty: discovered with Resource Manager ``projects.search``,
+    falling back to the ADC project). ``endpoints``: service -> ``http://host:port`` (REST) or
+    ``host:port`` (gRPC, Monitoring; a plain-text channel for loopback/``http://`` addresses).
+    ``credentials``: injected credentials (default: ADC). Provider modules count their calls with
+    ``count("compute.Instances.AggregatedList")`` once per request (page) and wrap calls in
+    ``translated(operation, clients.where(service))``.
+    """
+
+    def __init__(
+        self,
+        *,
+        projects: Sequence[str] = (),
+        endpoints: Mapping[str, str] | None = None,
+        credentials: Any = None,
+        retry_timeout: float = 60.0,
+        retry_initial: float = 1.0,
+        timeout: float = 120.0,
+    ) -> None:
+        unknown = set(endpoints or {}) - set(DEFAULT_HOSTS)
+        if unknown:
+            raise ConfigurationError(f"gcp: unknown endpoint service(s) {', '.join(sorted(unknown))}",
+                                     hint=f"services: {', '.join(DEFAULT_HOSTS)}")
+        self.configured_projects = tuple(projects)
+        self.endpoints = {k: v.rstrip("/") for k, v in (endpoints or {}).items() if v}
+        self._credentials = credentials
+        self._adc_project: str | None = None
+        self.retry = gretry.Retry(predicate=gretry.if_transient_error, initial=retry_initial,
+                                  maximum=max(retry_initial, 10.0), multiplier=2.0, timeout=retry_timeout)
+        self.timeout = timeout
+        self._retry_timeout, self._retry_initial = retry_timeout, retry_initial
+        self._clients: dict[Any, Any] = {}
+        self._lock = threading.RLock()
+        self.calls: Counter[str] = Counter()
+        self._catalog: CatalogClient | None = None
+
+    # -- configuration -------------------------------------------------------------------------
+    def where(self, service: str) -> str:
+        return self.endpoints.get(service, DEFAULT_HOSTS[service])
+
+    def count(self, operation: str, n: int = 1) -> None:
+        with self._lock:
+            self.calls[operation] += n
+
+    @property
+    def credentials(self) -> Any:
+        with self._lock:
+            if self._credentials is None:
+                try:
+                    self._credentials, self._adc_project = google.auth.default(scopes=SCOPES)
+                except google.auth.exceptions.DefaultCredentialsError as exc:
+                    if not self.endpoints:
+                        raise AuthError("gcp: no Application Default Credentials found", hint=AUTH_HINT) from exc
+                    log.info("event=gcp_anonymous reason=no_adc endpoints=%s", ",".join(sorted(self.endpoints)))
+                    self._credentials = AnonymousCredentials()  # endpoints configured: an emulator or proxy
+            return self._credentials
+
+    def _options(self, service: str) -> ClientOptions:
+        endpoint = self.endpoints.get(service)
+        return ClientOptions(api_endpoint=endpoint) if endpoint else ClientOptions()
+
+    def _cached(self, key: Any, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key not in self._clients:
+                with translated(f"{key[0]}.Connect", self.where(key[0])):
+                    self._clients[key] = build()
+            return self._clients[key]
+
+    # -- clients -------------------------------------------------------------------------------
+    def compute(self, kind: str) -> Any:
+        """A ``compute_v1`` client over REST, e.g. ``compute("InstancesClient")``, ``compute("ZoneOperationsClient")``.
+
+        Long-running calls use the ``*_unary`` variants and ``wait_zone_operation``: the SDK's own
+        operation objects poll compute.googleapis.com whatever the endpoint.
+        """
+        from google.cloud import compute_v1
+
+        return self._cached(("compute", kind), lambda: getattr(compute_v1, kind)(
+            transport="rest", client_options=self._options("compute"), credentials=self.credentials))
+
+    def monitoring(self) -> Any:
+        """``monitoring_v3.MetricServiceClient`` over gRPC (the library has no REST transport)."""
+        from google.cloud import monitoring_v3
+
+        def build() -> Any:
+            endpoint = self.endpoints.get("monitoring")
+            if endpoint and _plaintext(endpoint):
+                import grpc
+                from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+
+                channel = grpc.insecure_channel(_host_port(endpoint), options=[
+                    ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+                return monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel))
+            options = ClientOptions(api_endpoint=_host_port(endpoint)) if endpoint else ClientOptions()
+            return monitoring_v3.MetricServiceClient(credentials=self.credentials, client_options=options)
+
+        return self._cached(("monitoring", "MetricServiceClient"), build)
+
+    def bigquery(self, project: str) -> Any:
+        """``bigquery.Client`` billing queries run in (and are billed to) ``project``."""
+        from google.cloud import bigquery
+
+        return self._cached(("bigquery", project), lambda: bigquery.Client(
+            project=project, credentials=self.credentials, client_options=self._options("bigquery")))
+
+    def projects_client(self) -> Any:
+        from google.cloud import resourcemanager_v3
+
+        return self._cached(("cloudresourcemanager", "ProjectsClient"), lambda: resourcemanager_v3.ProjectsClient(
+            transport="rest", client_options=self._options("cloudresourcemanager"), credentials=self.credentials))
+
+    def catalog(self) -> CatalogClient:
+        with self._lock:
+            if self._catalog is None:
+                self._catalog = CatalogClient(endpoint=self.endpoints.get("cloudbilling"),
+                                              credentials=self._credentials if self.endpoints.get("cloudbilling")
+                                              else None, retry_timeout=self._retry_timeout,
+                                              retry_initial=self._retry_initial)
+            return self._catalog
+
+    # -- projects ------------------------------------------------------------------------------
+    def projects(self) -> list[str]:
+        """The configured projects, else every ACTIVE project the credentials can see, else the ADC project."""
+        if self.configured_projects:
+            return list(self.configured_projects)
+        found: list[str] = []
+        with translated("cloudresourcemanager.Projects.SearchProjects", self.where("cloudresourcemanager")):
+            pager = self.projects_client().search_projects(request={"query": "state:ACTIVE"}, retry=self.retry,
+                                                          timeout=self.timeout)
+            for page in pager.pages:
+                self.count("cloudresourcemanager.Projects.SearchProjects")
+                found += [p.project_id for p in page.projects if p.project_id]
+        if not found:
+            _ = self.credentials
+            if self._adc_project:
+                found = [self._adc_project]
+        if not found:
+            raise ConfigurationError("gcp: no project to audit (none configured, none visible to the credentials)",
+                                     hint="set gcp.projects in the config file or GOOGLE_CLOUD_PROJECT")
+        return sorted(set(found))
+
+    def all_calls(self) -> dict[str, int]:
+        calls = Counter(self.calls)
+        if self._catalog is not None:
+            calls.update(self._catalog.calls)
+        return dict(calls)
+
+
+def wait_zone_operation(clients: GcpClients, project: str, zone: str, operation: Any, *,
+                        timeout: float = 600.0, sleep: Callable[[float], None] | None = None) -> Any:
+    """Wait for a zonal Compute Engine operation (``*_unary`` result) with a ``ZoneOperationsClient`` of the
+    same endpoint; raise ``ProviderError`` naming the operation when it ends in error."""
+    import time as _time
+
+    pause = sleep or _time.sleep
+    ops = clients.compute("ZoneOperationsClient")
+    name = operation.name
+    deadline = _time.monotonic() + timeout
+    current = operation
+    while str(getattr(current.status, "name", current.status)) != "DONE":
+        if _time.monotonic() > deadline:
+            raise ProviderError(f"gcp compute operation {name} in {zone}: not done after {timeout:.0f} s")
+        with translated("compute.ZoneOperations.Wait", clients.where("compute")):
+            clients.count("compute.ZoneOperations.Wait")
+            current = ops.wait(project=project, zone=zone, operation=name, retry=clients.retry,
+                               timeout=clients.timeout)
+        if str(getattr(current.status, "name", current.status)) != "DONE":
+            pause(0.5)
+    errors = list(current.error.errors) if current.error else []
+    if errors:
+        text = "; ".join(f"{e.code}: {e.message}" for e in errors)
+        raise ProviderError(f"gcp compute operation {name} ({current.operation_type}) in {zone} failed: {text}",
+                            code=errors[0].code)
+    return current
+
+
+def _plaintext(endpoint: str) -> bool:
+    if endpoint.startswith("http://"):
+        return True
+    if endpoint.startswith("https://"):
+        return False
+    host = _host_port(endpoint).rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _host_port(endpoint: str | None) -> str:
+    return (endpoint or "").split("://", 1)[-1].rstrip("/")

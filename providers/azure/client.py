@@ -1,0 +1,198 @@
+"""The only module that builds Azure management clients: credential, endpoint, retries, call counting, errors.
+
+Configuration is Azure's standard chain: ``DefaultAzureCredential`` (environment variables
+``AZURE_CLIENT_ID``/``AZURE_TENANT_ID``/``AZURE_CLIENT_SECRET`` or a federated token, workload or managed
+identity, ``az login``), ``AZURE_AUTHORITY_HOST`` for sovereign clouds. ``base_url`` points Azure
+Resource Manager elsewhere (a sovereign cloud, a proxy, a local emulator); ``ca_bundle`` is the CA
+file to trust for it (azure-core also honours ``REQUESTS_CA_BUNDLE``).
+
+Provider modules count each request (page) with ``count("compute.VirtualMachines.ListAll")`` and wrap
+calls in ``translated(operation, where)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import azure.core.exceptions as aexc
+
+from providers.errors import AuthError, ConfigurationError, NotFound, ProviderError, Throttled
+
+log = logging.getLogger(__name__)
+
+ARM_URL = "https://management.azure.com"
+AUTH_HINT = ("check DefaultAzureCredential's chain (AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, "
+             "managed identity, `az login`) and the Reader role on the subscription")
+ClientFactory = Callable[..., Any]
+
+
+class AzureClients:
+    """One run's management clients (one per (kind, subscription)), built lazily with shared settings.
+
+    ``subscriptions``: to audit (empty: every enabled subscription the credential sees).
+    ``credential``: any object with ``get_token`` (default ``DefaultAzureCredential``).
+    ``polling_interval``: seconds between long-running-operation polls when the service sends no
+    ``Retry-After`` (tests use 0). ``retry_total``: attempts on 408/429/5xx and dropped connections.
+    """
+
+    def __init__(
+        self,
+        *,
+        subscriptions: Sequence[str] = (),
+        credential: Any = None,
+        base_url: str | None = None,
+        ca_bundle: str | None = None,
+        polling_interval: float | None = None,
+        retry_total: int = 4,
+        retry_backoff_factor: float = 0.8,
+        timeout: float = 120.0,
+    ) -> None:
+        self.configured_subscriptions = tuple(subscriptions)
+        self.base_url = (base_url or ARM_URL).rstrip("/")
+        self.ca_bundle = ca_bundle
+        self._credential = credential
+        self._polling_interval = polling_interval
+        self._retry_total = retry_total
+        self._retry_backoff = retry_backoff_factor
+        self.timeout = timeout
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.RLock()
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def where(self) -> str:
+        return self.base_url.split("://", 1)[-1]
+
+    def count(self, operation: str, n: int = 1) -> None:
+        with self._lock:
+            self.calls[operation] += n
+
+    @property
+    def credential(self) -> Any:
+        with self._lock:
+            if self._credential is None:
+                try:
+                    from azure.identity import DefaultAzureCredential
+                except ImportError as exc:  # pragma: no cover - the extra installs it
+                    raise ConfigurationError("azure: azure-identity is not installed",
+                                             hint="pip install 'costagent[azure]'") from exc
+                self._credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+            return self._credential
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments every management client gets (endpoint, TLS trust, retries, polling)."""
+        out: dict[str, Any] = {"base_url": self.base_url, "retry_total": self._retry_total,
+                               "retry_backoff_factor": self._retry_backoff, "connection_timeout": 30,
+                               "read_timeout": self.timeout, "user_agent": "costagent/0.1"}
+        if self.base_url != ARM_URL:
+            # A custom Resource Manager keeps the public cloud's token audience.
+            out["credential_scopes"] = [f"{ARM_URL}/.default"]
+        if self.ca_bundle:
+            out["connection_verify"] = self.ca_bundle
+        if self._polling_interval is not None:
+            out["polling_interval"] = self._polling_interval
+        return out
+
+    def _cached(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            if (kind, key) not in self._clients:
+                self._clients[(kind, key)] = build()
+            return self._clients[(kind, key)]
+
+    def compute(self, subscription: str) -> Any:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return self._cached("compute", subscription,
+                            lambda: ComputeManagementClient(self.credential, subscription, **self.kwargs()))
+
+    def monitor(self, subscription: str) -> Any:
+        from azure.mgmt.monitor import MonitorManagementClient
+
+        return self._cached("monitor", subscription,
+                            lambda: MonitorManagementClient(self.credential, subscription, **self.kwargs()))
+
+    def costs(self) -> Any:
+        from azure.mgmt.costmanagement import CostManagementClient
+
+        return self._cached("costmanagement", "", lambda: CostManagementClient(self.credential, **self.kwargs()))
+
+    def subscription_client(self) -> Any:
+        from azure.mgmt.subscription import SubscriptionClient
+
+        return self._cached("subscription", "", lambda: SubscriptionClient(self.credential, **self.kwargs()))
+
+    def subscriptions(self) -> list[str]:
+        """The configured subscriptions, else every Enabled one the credential can read."""
+        if self.configured_subscriptions:
+            return list(self.configured_subscriptions)
+        found: list[str] = []
+        with translated("subscription.Subscriptions.List", self.where):
+            for sub in self.subscription_client().subscriptions.list():
+                if str(getattr(sub, "state", "Enabled") or "Enabled").lower() == "enabled":
+                    found.append(sub.subscription_id)
+        self.count("subscription.Subscriptions.List")
+        if not found:
+            raise ConfigurationError("azure: no subscription to audit (none configured, none visible)",
+                                     hint="set azure.subscriptions in the config file, or grant Reader on one")
+        return sorted(set(found))
+
+
+@contextmanager
+def translated(operation: str, where: str) -> Iterator[None]:
+    """Turn azure-core / azure-identity errors into ``providers.errors``, the place named."""
+    place = f"azure {operation} at {where}"
+    try:
+        yield
+    except aexc.ClientAuthenticationError as exc:
+        raise AuthError(f"{place}: {_message(exc)}", hint=AUTH_HINT, code=_code(exc)) from exc
+    except aexc.ResourceNotFoundError as exc:
+        raise NotFound(f"{place}: {_message(exc)}", code=_code(exc)) from exc
+    except aexc.HttpResponseError as exc:
+        status = exc.status_code
+        if status in (401, 403):
+            raise AuthError(f"{place}: {_message(exc)}", hint=AUTH_HINT, code=_code(exc)) from exc
+        if status == 404:
+            raise NotFound(f"{place}: {_message(exc)}", code=_code(exc)) from exc
+        if status == 429:
+            raise Throttled(f"{place}: {_message(exc)}", hint="retries exhausted; try later", code=_code(exc)) from exc
+        raise ProviderError(f"{place}: {_message(exc)}", code=_code(exc)) from exc
+    except aexc.ServiceRequestError as exc:
+        raise ProviderError(f"{place}: cannot reach the endpoint ({_first_line(exc)})",
+                            hint="check network access, the Resource Manager URL and the CA bundle") from exc
+    except aexc.ServiceResponseError as exc:
+        raise ProviderError(f"{place}: the endpoint dropped the answer ({_first_line(exc)})",
+                            hint="check network access and the Resource Manager URL") from exc
+    except aexc.DecodeError as exc:
+        raise ProviderError(f"{place}: unreadable answer ({_first_line(exc)})", hint="check the endpoint") from exc
+    except aexc.AzureError as exc:
+        raise ProviderError(f"{place}: {_first_line(exc)}") from exc
+
+
+def _code(exc: aexc.AzureError) -> str | None:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) if error is not None else None
+    if code:
+        return str(code)
+    status = getattr(exc, "status_code", None)
+    return str(status) if status else None
+
+
+def _message(exc: aexc.AzureError) -> str:
+    error = getattr(exc, "error", None)
+    if error is not None and getattr(error, "message", None):
+        code = getattr(error, "code", None)
+        text = f"{code}: {error.message}" if code else str(error.message)
+    else:
+        text = _first_line(exc)
+    status = getattr(exc, "status_code", None)
+    return (f"HTTP {status}: " if status else "") + text.strip().splitlines()[0][:500]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:500] if text else type(exc).__name__
