@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from agent.clock import Clock
-from agent.collect import BillingReader, collect
+from agent.collect import BillingReader, Collected, collect_cloud, merge, read_billing_exports
 from agent.progress import Progress
 from providers.base import Provider
 from providers.catalog import PriceCatalog
@@ -50,25 +50,44 @@ class AuditOutcome:
         return EXIT_INCOMPLETE if self.failures else EXIT_OK
 
 
-def run_audit(provider: Provider, request: AuditRequest, clock: Clock, progress: Progress,
+@dataclass(frozen=True)
+class Target:
+    """One cloud to audit and its regions."""
+
+    provider: Provider
+    regions: tuple[str, ...]
+
+
+def run_audit(targets: Provider | Sequence[Target], request: AuditRequest, clock: Clock, progress: Progress,
               billing_reader: BillingReader | None = None) -> AuditOutcome:
+    """Collect every target (one provider, or several clouds each with its regions), analyze them as one fleet."""
+    if not isinstance(targets, Sequence):
+        targets = [Target(targets, request.regions)]
     at = clock.now()
     window = Window.ending(at, request.lookback, align=request.period)
-    log.info("event=audit_start cloud=%s regions=%s window_start=%s window_end=%s", provider.cloud,
-             ",".join(request.regions), window.start.isoformat(), window.end.isoformat())
+    log.info("event=audit_start clouds=%s regions=%s window_start=%s window_end=%s",
+             ",".join(t.provider.cloud for t in targets), ",".join(r for t in targets for r in t.regions),
+             window.start.isoformat(), window.end.isoformat())
     # CPU and network only veto idle and bound a right-size: read them only where they can matter.
-    collected = collect(provider, request.regions, window, request.period, at, progress,
-                        host_metrics_for=lambda gpu_frame: host_metrics_wanted(gpu_frame, request.settings),
-                        billing_paths=request.billing, billing_reader=billing_reader)
+    parts = [collect_cloud(t.provider, t.regions, window, request.period, at, progress,
+                           host_metrics_for=lambda gpu_frame: host_metrics_wanted(gpu_frame, request.settings))
+             for t in targets]
+    collected = merge(parts, at, window, request.period)
+    if request.billing and billing_reader is not None:
+        billing, gaps, failures = read_billing_exports(request.billing, billing_reader, progress,
+                                                       targets[0].provider.cloud)
+        snapshot = replace(collected.snapshot, billing=billing, gaps=collected.snapshot.gaps + tuple(gaps))
+        collected = Collected(snapshot, collected.failures + tuple(failures), collected.api_calls)
+    regions = tuple(r for t in targets for r in t.regions)
     with progress.stage("analyze"):
         analysis = analyze(collected.snapshot, request.settings)
     report = AuditReport(
         generated_at=at,
         window=window,
         period_seconds=int(request.period.total_seconds()),
-        clouds=(provider.cloud.value,),
-        regions=tuple(request.regions),
-        summary=summarize(collected.snapshot, analysis, request.regions),
+        clouds=tuple(dict.fromkeys(t.provider.cloud.value for t in targets)),
+        regions=regions,
+        summary=summarize(collected.snapshot, analysis, regions),
         recommendations=analysis.recommendations,
         gaps=collected.snapshot.gaps + analysis.gaps,
         api_calls=collected.api_calls,

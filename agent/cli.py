@@ -12,15 +12,15 @@ import re
 import shutil
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, redirect_stdout
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from agent.audit import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_USAGE, AuditRequest, run_audit
-from agent.clock import Clock, SystemClock
+from agent.clock import SystemClock
 from agent.progress import for_terminal
 from providers.base import Provider
 from providers.errors import ConfigurationError, ProviderError
@@ -36,7 +36,7 @@ DEFAULT_PERIOD = timedelta(minutes=5)
 DEMO_PERIOD = timedelta(hours=1)
 _SUFFIX_FORMAT = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -91,10 +91,14 @@ def main(verbose: int) -> None:
 
 
 @main.command()
-@click.option("--cloud", "clouds", multiple=True, type=click.Choice(["aws"]), default=("aws",), show_default=True,
-              help="Cloud to audit (repeatable).")
+@click.option("--cloud", "clouds", multiple=True, type=click.Choice([c.value for c in Cloud]),
+              help="Cloud to audit (repeatable). Default: the clouds the config file has a section for, else aws; "
+                   "with --demo, all three.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="COSTAGENT_CONFIG", help="Configuration file (TOML): projects, subscriptions, regions, endpoints.")
 @click.option("--region", "regions", multiple=True, metavar="REGION",
-              help="Region to audit (repeatable). Default: the configured region (AWS_DEFAULT_REGION / profile).")
+              help="Region to audit (repeatable; us-east-1, us-central1 and eastus name their cloud). Default: AWS "
+                   "the profile's region; GCP and Azure every region holding instances.")
 @click.option("--profile", default=None, help="AWS named profile (default: the standard credential chain).")
 @click.option("--lookback", type=Duration("d"), default="14d", show_default=True, help="How far back to read usage.")
 @click.option("--period", type=Duration("m"), default=None,
@@ -103,34 +107,47 @@ def main(verbose: int) -> None:
               help="Output format. Default: table on a terminal, JSON when piped (or from --out's suffix).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
               help="Write the report to FILE instead of stdout.")
-@click.option("--demo", is_flag=True, help="Audit the embedded demo cloud (a simulated fleet on a local moto server).")
+@click.option("--demo", is_flag=True, help="Audit the embedded demo cloud (simulated AWS, GCP and Azure fleets on "
+                                           "local emulators).")
 @click.option("--live-prices/--no-live-prices", default=True, show_default=True,
-              help="Refine the shipped price catalog with the Pricing API and spot price history.")
+              help="Refine the shipped price catalog with the clouds' price APIs.")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bars on stderr (default: when stderr is a terminal).")
 @click.option("--billing", "billing", multiple=True, metavar="PATH",
               help="Billing export to read (repeatable): FOCUS 1.0+, AWS CUR 1.0/2.0 or Azure EA/MCA exports, "
                    "CSV or Parquet; a file, folder, glob or s3://bucket/prefix. Gives effective rates, "
                    "commitment coverage and hourly usage for commitments.")
-def audit(clouds: tuple[str, ...], regions: tuple[str, ...], profile: str | None, lookback: timedelta,
-          period: timedelta | None, fmt: str | None, out_file: Path | None, demo: bool, live_prices: bool,
-          show_progress: bool | None, billing: tuple[str, ...]) -> None:
+def audit(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str, ...], profile: str | None,
+          lookback: timedelta, period: timedelta | None, fmt: str | None, out_file: Path | None, demo: bool,
+          live_prices: bool, show_progress: bool | None, billing: tuple[str, ...]) -> None:
     """Read-only audit: recommend stops and off-hours schedules for idle GPU instances."""
+    from agent import clouds as cloud_targets
+    from agent.config import load as load_config
+
     period = period or (DEMO_PERIOD if demo else DEFAULT_PERIOD)
     _check_window(lookback, period)
-    for region in regions:
-        if not _REGION.match(region):
-            raise click.BadParameter(f"{region!r} is not an AWS region name (like us-east-1)", param_hint="--region")
     fmt = fmt or _default_format(out_file)
+    try:
+        config = load_config(config_file)
+        chosen = tuple(Cloud(c) for c in dict.fromkeys(clouds)) or cloud_targets.default_clouds(config, demo)
+        cloud_targets.split_regions(regions, chosen)  # a region of no chosen cloud is a usage error, before any call
+    except ConfigurationError as exc:
+        _fail(f"costagent: {exc.one_line()}", EXIT_USAGE)
     progress = for_terminal(show_progress)
     clock = SystemClock()
     try:
         with ExitStack() as stack:
-            provider, chosen, demo_billing = stack.enter_context(
-                _provider(demo, profile, live_prices, regions, clock, lookback))
-            paths = billing or demo_billing
-            request = AuditRequest(regions=chosen, lookback=lookback, period=period, demo=demo, billing=tuple(paths))
-            outcome = run_audit(provider, request, clock, progress, billing_reader=_billing_reader(provider))
+            if demo:
+                click.echo(f"costagent: starting the embedded demo cloud ({', '.join(chosen)}: simulated fleets on "
+                           "local emulators)...", err=True)
+            opened = stack.enter_context(cloud_targets.open_targets(
+                chosen, config, demo=demo, regions=regions, profile=profile, live_prices=live_prices,
+                now=clock.now(), lookback=lookback))
+            paths = billing or opened.billing_paths
+            request = AuditRequest(regions=tuple(r for t in opened.targets for r in t.regions), lookback=lookback,
+                                   period=period, demo=demo, billing=tuple(paths))
+            outcome = run_audit(list(opened.targets), request, clock, progress,
+                                billing_reader=_billing_reader([t.provider for t in opened.targets]))
     except ConfigurationError as exc:
         _fail(f"costagent: {exc.one_line()}", EXIT_USAGE)
     except ProviderError as exc:
@@ -183,13 +200,14 @@ def prices(cloud: str, instance_type: str | None, region: str | None, live: bool
     click.echo(text, nl=not text.endswith("\n"))
 
 
-def _billing_reader(provider: Provider) -> Callable[[Sequence[str]], BillingData]:
-    """Reads billing exports; ``s3://`` paths go through the provider's AWS clients (credential chain, endpoint)."""
+def _billing_reader(providers: Sequence[Provider]) -> Callable[[Sequence[str]], BillingData]:
+    """Reads billing exports; ``s3://`` paths go through the AWS provider's clients (credential chain, endpoint)."""
+    aws = next((p for p in providers if p.cloud == Cloud.AWS), None)
 
     def read(paths: Sequence[str]) -> BillingData:
         from providers.focus import read_billing
 
-        return read_billing(paths, aws_clients=getattr(provider, "clients", None))
+        return read_billing(paths, aws_clients=getattr(aws, "clients", None))
 
     return read
 
@@ -209,36 +227,6 @@ def _default_format(out_file: Path | None) -> str:
     if out_file is not None:
         return _SUFFIX_FORMAT.get(out_file.suffix.lower(), "json")
     return "table" if sys.stdout.isatty() else "json"
-
-
-@contextmanager
-def _provider(demo: bool, profile: str | None, live_prices: bool, regions: tuple[str, ...], clock: Clock,
-              lookback: timedelta) -> Iterator[tuple[Provider, tuple[str, ...], tuple[str, ...]]]:
-    """The provider, the regions to audit and (demo only) the billing exports to read by default."""
-    try:
-        from providers.aws import AwsProvider
-        from providers.aws.client import AwsClients
-    except ImportError as exc:  # the aws extra is not installed
-        _fail(f"costagent: the AWS provider needs boto3 ({exc.name} missing): pip install 'costagent[aws]'", EXIT_USAGE)
-    if demo:
-        try:
-            from providers.sandbox import demo_cloud
-        except ImportError as exc:
-            _fail(f"costagent: the demo needs moto ({exc.name} missing): pip install 'costagent[demo]'", EXIT_USAGE)
-        click.echo("costagent: starting the embedded demo cloud (simulated fleet on a local moto server)...", err=True)
-        # moto prints diagnostics to stdout; keep stdout for the report alone.
-        with redirect_stdout(sys.stderr), demo_cloud(clock.now(), lookback) as cloud:
-            clients = AwsClients(cloud.server.session_factory(), endpoint_url=cloud.server.url)
-            # moto has no Pricing API and answers spot history with junk: the demo prices from the catalog.
-            yield AwsProvider(clients, live_prices=False), tuple(regions or cloud.regions), tuple(cloud.billing_paths)
-        return
-    provider = AwsProvider(AwsClients(profile=profile), live_prices=live_prices)
-    configured = tuple(provider.default_regions())  # reads the profile now: a bad one is a usage error
-    chosen = tuple(regions) or configured
-    if not chosen:
-        _fail("costagent: no region: pass --region or set AWS_DEFAULT_REGION (or a region in your AWS profile)",
-              EXIT_USAGE)
-    yield provider, chosen, ()
 
 
 def _write(report: AuditReport, fmt: str, out_file: Path | None) -> None:

@@ -21,6 +21,7 @@ from providers.catalog import PriceCatalog
 from providers.errors import ProviderError
 from providers.model import (
     BillingData,
+    Cloud,
     CommitmentRate,
     CostRecord,
     Gap,
@@ -49,9 +50,9 @@ class Collected:
 BillingReader = Callable[[Sequence[str]], BillingData]
 
 
-def collect(provider: Provider, regions: Sequence[str], window: Window, period: timedelta, at: datetime,
-            progress: Progress, host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None,
-            billing_paths: Sequence[str] = (), billing_reader: BillingReader | None = None) -> Collected:
+def collect_cloud(provider: Provider, regions: Sequence[str], window: Window, period: timedelta, at: datetime,
+                  progress: Progress,
+                  host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None) -> Collected:
     resources: list[Resource] = []
     commitment_rates: list[CommitmentRate] = []
     groups: list[Group] = []
@@ -124,19 +125,11 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
     if not costs and not any(g.what == "costs" for g in gaps):
         gaps.append(Gap(cloud, "costs", "the billing API returned no cost data for the window", None, None, None,
                         provider.costs_hint))
-    billing: BillingData | None = None
-    if billing_paths and billing_reader is not None:
-        with progress.stage("billing exports"):
-            try:
-                billing = billing_reader(billing_paths)
-            except ProviderError as exc:
-                failed("billing", None, exc, fatal=True)
-        if billing is not None and billing.bad_rows:
-            first = billing.bad_examples[0] if billing.bad_examples else None
-            where = f"; first at {first.file}:{first.line}: {first.reason}" if first else ""
-            gaps.append(Gap(cloud, "billing", f"{billing.bad_rows} of {billing.rows} billing rows could not be read "
-                            f"and are not counted{where}", None, None, None,
-                            "fix or re-export those rows; the totals cover the readable rows only"))
+    pending = getattr(provider, "pending_gaps", None)  # e.g. a GCP project or Azure subscription not listed
+    if pending is not None:
+        for gap in pending():
+            gaps.append(gap)
+            failures.append(f"{cloud} {gap.what} {gap.account or ''}".strip() + f": {gap.reason}")
 
     snapshot = Snapshot(
         as_of=at,
@@ -150,9 +143,55 @@ def collect(provider: Provider, regions: Sequence[str], window: Window, period: 
         offerings=offerings,
         specs=specs,
         commitment_rates=tuple(commitment_rates),
-        billing=billing,
     )
     return Collected(snapshot, tuple(failures), provider.api_calls())
+
+
+def read_billing_exports(paths: Sequence[str], reader: BillingReader, progress: Progress,
+                         cloud: Cloud) -> tuple[BillingData | None, list[Gap], list[str]]:
+    """Read the billing exports once for the whole run: (data, gaps, failures)."""
+    billing: BillingData | None = None
+    gaps: list[Gap] = []
+    failures: list[str] = []
+    with progress.stage("billing exports"):
+        try:
+            billing = reader(paths)
+        except ProviderError as exc:
+            log.warning("event=collect_failed what=billing error=%r", exc.one_line())
+            gaps.append(Gap(cloud, "billing", str(exc).splitlines()[0], None, None, None, exc.hint))
+            failures.append(f"billing: {exc.one_line()}")
+    if billing is not None and billing.bad_rows:
+        first = billing.bad_examples[0] if billing.bad_examples else None
+        where = f"; first at {first.file}:{first.line}: {first.reason}" if first else ""
+        gaps.append(Gap(cloud, "billing", f"{billing.bad_rows} of {billing.rows} billing rows could not be read "
+                        f"and are not counted{where}", None, None, None,
+                        "fix or re-export those rows; the totals cover the readable rows only"))
+    return billing, gaps, failures
+
+
+def merge(parts: Sequence[Collected], at: datetime, window: Window, period: timedelta) -> Collected:
+    """Several clouds' collections as one snapshot (recommenders see one fleet)."""
+    if len(parts) == 1:
+        return parts[0]
+    snaps = [p.snapshot for p in parts]
+    calls: dict[str, int] = {}
+    for part in parts:
+        for key, n in part.api_calls.items():
+            calls[key] = calls.get(key, 0) + n
+    snapshot = Snapshot(
+        as_of=at,
+        window=window,
+        resources=tuple(r for s in snaps for r in s.resources),
+        usage=Usage.concat([s.usage for s in snaps], period),
+        prices={k: v for s in snaps for k, v in s.prices.items()},
+        costs=tuple(c for s in snaps for c in s.costs),
+        gaps=tuple(g for s in snaps for g in s.gaps),
+        groups=tuple(g for s in snaps for g in s.groups),
+        offerings={k: v for s in snaps for k, v in s.offerings.items()},
+        specs={k: v for s in snaps for k, v in s.specs.items()},
+        commitment_rates=tuple(c for s in snaps for c in s.commitment_rates),
+    )
+    return Collected(snapshot, tuple(f for p in parts for f in p.failures), calls)
 
 
 def _group_types(groups: Sequence[Group], region: str) -> set[str]:

@@ -34,7 +34,9 @@ class ResourceState(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     STOPPING = "stopping"
-    STOPPED = "stopped"
+    STOPPED = "stopped"  # compute no longer billed (AWS stopped, GCP TERMINATED, Azure deallocated)
+    #: Azure "Stopped" power state: the OS is shut down but the VM keeps its hardware and bills compute in full.
+    STOPPED_ALLOCATED = "stopped-allocated"
     OTHER = "other"
 
 
@@ -114,6 +116,9 @@ class Resource:
     vcpu: int | None = None
     memory_gib: float | None = None
     group: str | None = None  # autoscaling group / managed instance group / scale set
+    #: The cloud's immutable id where ``ref.id`` is a name: the numeric GCP instance id (what Cloud
+    #: Monitoring's ``instance_id`` label and billing's global name carry), the Azure ``vmId``.
+    native_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))

@@ -94,6 +94,7 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Analysis:
     on = settings.enabled
     if gpu_idle.NAME in on:
         recs += gpu_idle.recommend(snapshot, idle, by_key, settings.stop, settings.idle, exclude=members)
+        recs += gpu_idle.recommend_allocated(snapshot, exclude=members)
     stopped = {r.ref.key for r in recs}
     if rightsize.NAME in on:
         recs += rightsize.recommend(snapshot, idle, by_key, settings.rightsize, settings.idle, exclude=stopped | members)

@@ -1,5 +1,8 @@
 """``gpu-idle``: STOP a running GPU instance that is idle now and has been for a sustained streak.
 
+Also: a GPU VM that is powered off but still allocated (Azure's "Stopped" power state, billed in
+full) is told to deallocate; that needs no telemetry, the power state is the evidence.
+
 "Sustained" means both at least ``min_streak_hours`` and clearly longer (``prior_margin`` x) than
 any idle stretch the instance came back from in the window — so an office-hours notebook on a
 Monday morning, or a batch box between its usual jobs, is not mistaken for a forgotten one.
@@ -14,7 +17,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from providers.model import Action, Metric, PricingModel, Resource, Snapshot
+from providers.model import Action, Metric, PricingModel, Resource, ResourceState, Snapshot
 from recommenders.economics import monthly_cost, price_evidence
 from recommenders.idle import IdleReport, IdleSettings
 from recommenders.model import Kind, Recommendation, Risk
@@ -121,3 +124,36 @@ def _recommendation(snapshot: Snapshot, res: Resource, row: pd.Series, settings:
         action=Action(kind="stop", ref=res.ref, params={}),
         name=res.name,
     )
+
+
+def recommend_allocated(snapshot: Snapshot, exclude: Collection[str] = ()) -> list[Recommendation]:
+    """Deallocate GPU VMs that are powered off but still allocated (and so still billed for compute)."""
+    out = []
+    for res in snapshot.resources:
+        if res.state != ResourceState.STOPPED_ALLOCATED or not res.has_gpu or res.ref.key in exclude:
+            continue
+        quote = snapshot.price_for(res)
+        gpus = res.accelerators.count if res.accelerators else 0
+        out.append(Recommendation(
+            recommender=NAME,
+            kind=Kind.STOP,
+            ref=res.ref,
+            instance_type=res.instance_type,
+            monthly_savings_usd=monthly_cost(quote.hourly_usd) if quote else Decimal(0),
+            confidence=0.95,
+            risk=Risk.LOW,
+            summary=f"Deallocate: powered off but still allocated, {gpus} GPU{'s' if gpus != 1 else ''} billed in full",
+            evidence={
+                "power_state": "stopped (allocated)",
+                "gpu_count": gpus,
+                "gpu_model": res.accelerators.model if res.accelerators else None,
+                "price": price_evidence(quote),
+                "savings_basis": "hourly price x 730 h/month: a stopped-but-allocated VM bills compute like a "
+                                 "running one; deallocating keeps its disks and configuration",
+                "notes": ["the VM runs nothing (powered off from the OS or `az vm stop`); `az vm deallocate` "
+                          "stops the compute charge, a start later may land on other hardware"],
+            },
+            action=Action(kind="stop", ref=res.ref, params={"deallocate": True}),
+            name=res.name,
+        ))
+    return out

@@ -1,6 +1,130 @@
-"""Azure provider (Virtual Machines): for now the live price refresh from the Azure Retail Prices API.
+"""Azure provider (Virtual Machines and scale sets): inventory, Azure Monitor utilization, Cost
+Management costs, Retail Prices API prices.
 
-``retail_prices.py`` talks to the public, unauthenticated Retail Prices API over ``requests``;
-``pricing.py`` turns its items into quotes and commitment rates checked against the shipped
-catalog. The provider class itself arrives with the Azure inventory work.
+Importing this package imports the Azure SDKs (through ``client.py``); the agent imports it lazily
+so a user without the ``azure`` extra can still audit other clouds. ``client.py`` builds every
+management client; ``inventory.py``, ``groups.py``, ``metrics.py``, ``billing.py``, ``pricing.py``
+and ``commitments.py`` turn answers into ``providers.model`` records; ``actuator.py`` holds the
+mutation primitives (deallocate, never just power off) the guarded apply uses.
+
+The inventory is one ``virtualMachines.listAll`` per subscription: read once per run, each region
+(location) served from it.
 """
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from providers.azure import billing, commitments, groups, inventory, metrics, pricing
+from providers.azure.client import AzureClients
+from providers.azure.retail_prices import RetailPricesClient
+from providers.base import UsageResult
+from providers.catalog import PriceCatalog
+from providers.errors import ProviderError
+from providers.model import Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Usage, Window
+
+log = logging.getLogger(__name__)
+
+
+class AzureProvider:
+    cloud = Cloud.AZURE
+    costs_hint = ("grant Cost Management Reader on the subscription (Cost Management answers a few hours behind "
+                  "usage), or pass the subscription's FOCUS/amortized export with --billing")
+
+    def __init__(self, clients: AzureClients | None = None, *, live_prices: bool = True,
+                 prices: RetailPricesClient | None = None) -> None:
+        self.clients = clients or AzureClients()
+        self._catalog = PriceCatalog.shipped(Cloud.AZURE)
+        self._live_prices = live_prices
+        self._prices = prices or RetailPricesClient()
+        self._lock = threading.Lock()
+        self._inventory: dict[str, list[Resource]] | None = None
+        self._groups: dict[str, list[Group]] = {}
+        self._gaps: list[Gap] = []
+
+    def _all(self) -> dict[str, list[Resource]]:
+        with self._lock:
+            if self._inventory is None:
+                found: dict[str, list[Resource]] = {}
+                subscriptions = self.clients.subscriptions()
+                failures: list[ProviderError] = []
+                for sub in subscriptions:
+                    try:
+                        found[sub] = inventory.list_vms(self.clients, sub, self._catalog)
+                    except ProviderError as exc:  # one subscription's failure must not hide the others
+                        failures.append(exc)
+                        self._gaps.append(Gap(Cloud.AZURE, "inventory", exc.one_line(), None, None, sub, exc.hint))
+                if failures and len(failures) == len(subscriptions):
+                    raise failures[0]
+                self._inventory = found
+            return self._inventory
+
+    def subscriptions(self) -> list[str]:
+        return sorted(self._all())
+
+    def default_regions(self) -> list[str]:
+        """Every location holding at least one VM."""
+        return sorted({r.ref.region for rs in self._all().values() for r in rs})
+
+    def pending_gaps(self) -> list[Gap]:
+        with self._lock:
+            out, self._gaps = self._gaps, []
+        return out
+
+    def resources(self, region: str) -> list[Resource]:
+        return [r for rs in self._all().values() for r in rs if r.ref.region == region]
+
+    def groups(self, region: str) -> list[Group]:
+        out: list[Group] = []
+        for sub in self._all():
+            if sub not in self._groups:
+                self._groups[sub] = groups.list_groups(self.clients, sub)
+            out += [g for g in self._groups[sub] if g.ref.region == region]
+        return out
+
+    def offered_types(self, region: str, instance_types: Sequence[str]) -> set[str]:
+        subs = self.subscriptions()
+        return groups.offered_types(self.clients, subs[0], region, instance_types) if subs else set()
+
+    def usage(
+        self,
+        region: str,
+        resources: Sequence[Resource],
+        window: Window,
+        period: timedelta,
+        on_progress: Callable[[int, int], None] | None = None,
+        host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None,
+    ) -> UsageResult:
+        parts: list[Usage] = []
+        gaps: list[Gap] = []
+        for sub in sorted({r.ref.account for r in resources}):
+            mine = [r for r in resources if r.ref.account == sub]
+            result = metrics.usage(self.clients, sub, region, mine, window, period,
+                                   on_progress=on_progress, host_metrics_for=host_metrics_for)
+            parts.append(result.usage)
+            gaps += result.gaps
+        return UsageResult(Usage.concat(parts, period), tuple(gaps))
+
+    def costs(self, window: Window) -> list[CostRecord]:
+        out: list[CostRecord] = []
+        for sub in self.subscriptions():
+            out += billing.costs(self.clients, sub, window)
+        return out
+
+    def prices(self, region: str, instance_types: Sequence[str], at: datetime) -> list[PriceQuote]:
+        return pricing.quotes(self._prices, self._catalog, region, instance_types, at, live=self._live_prices)
+
+    def commitment_rates(self, region: str, instance_types: Sequence[str], at: datetime) -> list[CommitmentRate]:
+        return commitments.commitment_rates(self._prices, self._catalog, region, instance_types, at,
+                                            live=self._live_prices)
+
+    def api_calls(self) -> dict[str, int]:
+        calls = dict(self.clients.calls)
+        for key, n in self._prices.calls.items():
+            calls[key] = calls.get(key, 0) + n
+        return calls

@@ -3,7 +3,7 @@
 ``GcpClients`` holds one run's clients: Compute Engine (REST), Cloud Monitoring (gRPC), BigQuery,
 Resource Manager (project discovery) and the Cloud Billing Catalog. Configuration is the standard
 Application Default Credentials chain; ``endpoints`` (per service: ``compute``, ``monitoring``,
-``bigquery``, ``cloudbilling``, ``cloudresourcemanager``) points a service at another host, e.g. a
+``bigquery``, ``cloudbilling``, ``cloudresourcemanager``, ``storage``) points a service at another host, e.g. a
 local emulator; with endpoints set and no ADC found, anonymous credentials are used.
 
 Real use: ``CatalogClient()`` talks to ``cloudbilling.googleapis.com`` with the standard Application
@@ -55,6 +55,7 @@ DEFAULT_HOSTS = {
     "bigquery": "bigquery.googleapis.com",
     "cloudbilling": "cloudbilling.googleapis.com",
     "cloudresourcemanager": "cloudresourcemanager.googleapis.com",
+    "storage": "storage.googleapis.com",
 }
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 

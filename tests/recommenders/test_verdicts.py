@@ -9,7 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from providers.model import HOURS_PER_MONTH, Metric
+from providers.model import HOURS_PER_MONTH, Metric, ResourceState
 from providers.sandbox import fleet as sim
 from recommenders import Settings, analyze
 from recommenders.model import Kind
@@ -214,3 +214,16 @@ def test_out_of_range_samples_are_reported_as_a_gap():
     util[5] = 250.0
     analysis = analyze(snapshot([res], FrameBuilder().gpu_util(res, stamps, util).frame(), win))
     assert any("outside 0-100 %" in g.reason for g in analysis.gaps)
+
+
+def test_powered_off_but_allocated_vm_is_told_to_deallocate():
+    res = resource("parked", gpus=2, state=ResourceState.STOPPED_ALLOCATED)
+    analysis = analyze(snapshot([res], FrameBuilder().frame()))
+    [rec] = analysis.recommendations
+    assert (rec.kind, rec.action.params, rec.monthly_savings_usd) == (Kind.STOP, {"deallocate": True}, HOURLY * HOURS_PER_MONTH)
+    assert rec.evidence["power_state"] == "stopped (allocated)"
+
+
+def test_deallocated_vm_gets_nothing():
+    res = resource("parked", gpus=2, state=ResourceState.STOPPED)
+    assert analyze(snapshot([res], FrameBuilder().frame())).recommendations == ()

@@ -1,0 +1,438 @@
+"""A local emulator of Azure Monitor metrics (``Microsoft.Insights/metrics`` and ``metricDefinitions``).
+
+Written from the public REST reference (Metrics - List, api-version 2018-01-01 .. 2024-02-01, the last
+being what azure-mgmt-monitor 7 sends) and shaped on recorded answers (cloud-custodian's
+``ArmResourceTest.test_metric_filter_find*`` cassettes):
+
+- ``GET {resourceUri}/providers/Microsoft.Insights/metrics?timespan=A/B&interval=PT1H&metricnames=a,b
+  &aggregation=Maximum,Average&metricnamespace=...&$filter=index eq '*'&top=N`` answers
+  ``{"cost", "timespan", "interval", "value": [metric...], "namespace", "resourceregion"}``; each metric
+  is ``{"id", "type", "name": {"value", "localizedValue"}, "displayDescription", "errorCode", "unit",
+  "timeseries": [{"metadatavalues": [...], "data": [{"timeStamp", "average", "maximum", ...}]}]}``.
+- Aggregation is computed here over each interval: buckets start at the timespan start floored to the
+  minute (the recorded P1D answer for ``23:59:59`` starts at ``23:59:00``) and every bucket is listed;
+  a bucket without samples carries only ``timeStamp``. ``average`` = sum / count over every sample of
+  the merged series (how Azure averages custom metrics across dimension values).
+- ``$filter``: ``dim eq 'v'`` clauses joined by ``and``; ``or`` only between values of one dimension;
+  ``'*'`` splits. Every dimension named becomes a ``metadatavalues`` entry, its name lower-cased as the
+  getBatch migration guide's samples show (``apiname``). ``top`` (default 10) caps series per metric.
+- Errors as the metrics API answers them (a flat ``{"code", "message"}``): 400 ``BadRequest`` "Failed to
+  find metric configuration ..." for a metric name the namespace lacks (platform namespace, or a custom
+  namespace the resource publishes), for a dimension the metric lacks, a bad timespan, interval or
+  aggregation; 404 ``ResourceNotFound`` (ARM's ``{"error": ...}``) for an unknown resource; 429 with
+  ``Retry-After`` through ``throttle_next``. A timespan over 30 days is cut to its last 30 days (users
+  report the service silently answering only the last month; the docs say one query spans at most 30
+  days). A custom namespace the resource never published to answers 200 with empty ``timeseries``
+  (the reference does not say; the provider copes with either that or a 400).
+
+GPU telemetry (what the Azure provider reads): Azure has no platform GPU metric for N-series VMs. The
+documented way to get NVIDIA metrics into Azure Monitor metrics is Telegraf's ``nvidia_smi`` input with
+its ``azure_monitor`` output: namespace ``Telegraf/nvidia_smi``, one metric per nvidia-smi field
+(``utilization_gpu``, ``memory_used``, ``memory_total`` in MiB, ``power_draw`` in W, ...) and the tags as
+dimensions (``index``, ``name``, ``uuid``, ``pstate``, ``compute_mode``, ``host``). ``add_gpu_series``
+seeds exactly that.
+
+Seeding (plain Python, for tests, the demo and outside testers): ``add_series(resource_id, metric_name,
+points, namespace=..., unit=..., dimensions=...)`` with ``points`` either ``[(timestamp, value), ...]``
+or ``(timestamps, values)``; ``add_resource`` makes a resource known without data.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+
+from providers.sandbox.json_server import JsonApiServer, Request, Response
+
+VM_NAMESPACE = "Microsoft.Compute/virtualMachines"
+TELEGRAF_GPU_NAMESPACE = "Telegraf/nvidia_smi"
+GRAINS = {"PT1M": 60, "PT5M": 300, "PT15M": 900, "PT30M": 1800, "PT1H": 3600, "PT6H": 21600, "PT12H": 43200,
+          "P1D": 86400}
+AGGREGATIONS = ("average", "minimum", "maximum", "total", "count")
+MAX_SPAN = timedelta(days=30)
+DEFAULT_TOP = 10
+
+#: Platform metrics of Microsoft.Compute/virtualMachines: name -> (unit, primary aggregation, description).
+VM_METRICS: dict[str, tuple[str, str, str]] = {
+    "Percentage CPU": ("Percent", "Average", "The percentage of allocated compute units in use by the VM"),
+    "Network In Total": ("Bytes", "Total", "Bytes received on all network interfaces"),
+    "Network Out Total": ("Bytes", "Total", "Bytes sent on all network interfaces"),
+    "Network In": ("Bytes", "Total", "Billable bytes received on all network interfaces"),
+    "Network Out": ("Bytes", "Total", "Billable bytes sent on all network interfaces"),
+    "Available Memory Bytes": ("Bytes", "Average", "Memory immediately available for allocation"),
+    "Disk Read Bytes": ("Bytes", "Total", "Bytes read from disk"),
+    "Disk Write Bytes": ("Bytes", "Total", "Bytes written to disk"),
+}
+_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<word>[^\s']+))")
+
+
+class MetricsError(Exception):
+    """A request the metrics API refuses with HTTP 400 (``code`` BadRequest)."""
+
+
+@dataclass
+class _Series:
+    dims: dict[str, str]  # lower-cased names -> values
+    ts: np.ndarray  # int64 epoch seconds
+    values: np.ndarray  # float64
+
+
+@dataclass
+class _Metric:
+    name: str
+    unit: str
+    series: list[_Series] = field(default_factory=list)
+
+    def dimensions(self) -> list[str]:
+        return sorted({d for s in self.series for d in s.dims})
+
+
+def _to_arrays(points: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(points, tuple) and len(points) == 2 and not isinstance(points[0], (datetime, pd.Timestamp)):
+        stamps, values = points
+    else:
+        pairs = list(points)
+        stamps, values = [p[0] for p in pairs], [p[1] for p in pairs]
+    index = pd.DatetimeIndex(pd.to_datetime(list(stamps) if not isinstance(stamps, pd.DatetimeIndex) else stamps,
+                                            utc=True))
+    ts = (index.as_unit("s").asi8 if len(index) else np.array([], dtype=np.int64)).astype(np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    if len(ts) != len(vals):
+        raise ValueError(f"{len(ts)} timestamps but {len(vals)} values")
+    return ts, vals
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.strip().replace(" ", "T").replace("Z", "+00:00"))
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def parse_filter(text: str) -> list[tuple[str, list[str]]]:
+    """``$filter`` as ``[(dimension, [values])]`` (one entry per dimension, ``*`` meaning every value).
+
+    ``or`` may only join values of one dimension, as the reference's "invalid variant" example says.
+    """
+    tokens: list[tuple[str, str]] = []
+    for m in _TOKEN.finditer(text.strip()):
+        tokens.append(("str", m["str"][1:-1].replace("''", "'")) if m["str"] is not None else ("word", m["word"]))
+    clauses: dict[str, list[str]] = {}
+    pos = 0
+    while pos < len(tokens):
+        group: list[tuple[str, str]] = []
+        while True:
+            if pos + 3 > len(tokens):
+                raise MetricsError(f"Invalid $filter: {text!r}")
+            (k1, dim), (k2, op), (k3, value) = tokens[pos:pos + 3]
+            if k1 != "word" or k3 != "str":
+                raise MetricsError(f"Invalid $filter: {text!r}")
+            if op.lower() != "eq":
+                raise MetricsError(f"Invalid $filter: operator {op!r} is not supported here (use eq)")
+            group.append((dim.lower(), value))
+            pos += 3
+            if pos < len(tokens) and tokens[pos] == ("word", "or"):
+                pos += 1
+                continue
+            break
+        if len({d for d, _ in group}) > 1:
+            raise MetricsError("Invalid $filter: the logical or operator cannot separate two different metadata names")
+        dim = group[0][0]
+        clauses.setdefault(dim, []).extend(v for _, v in group)
+        if pos < len(tokens):
+            if tokens[pos] != ("word", "and"):
+                raise MetricsError(f"Invalid $filter: unexpected {tokens[pos][1]!r}")
+            pos += 1
+            if pos >= len(tokens):
+                raise MetricsError(f"Invalid $filter: {text!r}")
+    return list(clauses.items())
+
+
+class AzureMonitorExtension:
+    """The metrics routes, pluggable into the ARM emulator (``handle(arm, request)``) or run standalone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._metrics: dict[tuple[str, str], dict[str, _Metric]] = defaultdict(dict)  # (rid, ns) lower -> name lower
+        self._locations: dict[str, str] = {}
+        self._throttles: list[int] = []
+
+    # -- seeding -----------------------------------------------------------------------------
+    def add_resource(self, resource_id: str, location: str = "eastus") -> None:
+        """Make a resource known (its metrics answer empty) without seeding any series."""
+        with self._lock:
+            self._locations[resource_id.lower()] = location
+
+    def add_series(self, resource_id: str, metric_name: str, points: Any, *, namespace: str = VM_NAMESPACE,
+                   unit: str = "Percent", dimensions: Mapping[str, str] | None = None,
+                   location: str | None = None) -> None:
+        """Add samples of one series: ``points`` is ``[(timestamp, value), ...]`` or ``(timestamps, values)``.
+
+        Timestamps are aware datetimes (or anything pandas reads as UTC); each sample counts once in
+        the interval aggregates. Calling again with the same dimensions appends to that series.
+        """
+        ts, vals = _to_arrays(points)
+        dims = {str(k).lower(): str(v) for k, v in (dimensions or {}).items()}
+        with self._lock:
+            rid = resource_id.lower()
+            if location is not None or rid not in self._locations:
+                self._locations[rid] = location or self._locations.get(rid, "eastus")
+            metric = self._metrics[(rid, namespace.lower())].setdefault(metric_name.lower(), _Metric(metric_name, unit))
+            for s in metric.series:
+                if s.dims == dims:
+                    s.ts, s.values = np.concatenate([s.ts, ts]), np.concatenate([s.values, vals])
+                    return
+            metric.series.append(_Series(dims, ts, vals))
+
+    def add_gpu_series(self, resource_id: str, gpu: int, field_name: str, points: Any, *, model: str = "NVIDIA A100 80GB PCIe",
+                       host: str | None = None, unit: str | None = None) -> None:
+        """One GPU's series as Telegraf's nvidia_smi input + azure_monitor output publish it."""
+        dims = {"index": str(gpu), "name": model, "uuid": f"GPU-{abs(hash((resource_id.lower(), gpu))) % 10**12:012d}",
+                "pstate": "P0", "compute_mode": "Default"}
+        if host:
+            dims["host"] = host
+        default_unit = {"utilization_gpu": "Percent", "power_draw": "Count"}.get(field_name, "Count")
+        self.add_series(resource_id, field_name, points, namespace=TELEGRAF_GPU_NAMESPACE, unit=unit or default_unit,
+                        dimensions=dims)
+
+    def throttle_next(self, count: int = 1, retry_after: int = 0) -> None:
+        """Answer the next ``count`` metrics requests with ARM's 429 (``Retry-After`` seconds)."""
+        with self._lock:
+            self._throttles.extend([retry_after] * count)
+
+    # -- routing -----------------------------------------------------------------------------
+    def handle(self, arm: Any, request: Request) -> Response | None:
+        path = unquote(request.path)
+        lower = path.lower().rstrip("/")
+        for suffix, answer in (("/providers/microsoft.insights/metrics", self._metrics_answer),
+                               ("/providers/microsoft.insights/metricdefinitions", self._definitions_answer)):
+            if lower.endswith(suffix) and lower.startswith("/subscriptions/"):
+                resource_id = path.rstrip("/")[: -len(suffix)]
+                break
+        else:
+            return None
+        if request.method != "GET":
+            return Response(405, _arm_error("MethodNotAllowed", f"{request.method} is not supported on {path}"))
+        with self._lock:
+            if self._throttles:
+                wait = self._throttles.pop(0)
+                return Response(429, _arm_error("TooManyRequests", "The request is being throttled."),
+                                {"Retry-After": str(wait), "x-ms-ratelimit-remaining-subscription-reads": "0"})
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer ") or not header[7:].strip():
+            return Response(401, _arm_error("AuthenticationFailed", "The 'Authorization' header is missing."))
+        if not request.arg("api-version"):
+            return Response(400, _arm_error("MissingApiVersionParameter",
+                                            "The api-version query parameter (?api-version=) is required."))
+        if not self._known(arm, resource_id):
+            return Response(404, _arm_error("ResourceNotFound", f"The Resource '{resource_id}' was not found."))
+        try:
+            return Response(200, answer(resource_id, request))
+        except MetricsError as exc:
+            return Response(400, {"code": "BadRequest", "message": str(exc)})
+
+    def _known(self, arm: Any, resource_id: str) -> bool:
+        rid = resource_id.lower()
+        with self._lock:
+            if rid in self._locations or any(key[0] == rid for key in self._metrics):
+                return True
+        check = getattr(arm, "power_state", None)  # the ARM emulator's VM lookup (KeyError when absent)
+        if not callable(check):
+            return False
+        try:
+            check(resource_id)
+        except KeyError:
+            return False
+        return True
+
+    # -- answers -----------------------------------------------------------------------------
+    def _catalog(self, resource_id: str, namespace: str) -> tuple[dict[str, _Metric], bool]:
+        """The metrics of (resource, namespace) and whether the namespace is the resource's platform one."""
+        rid, ns = resource_id.lower(), namespace.lower()
+        platform = ns == _resource_type(resource_id).lower()
+        with self._lock:
+            seeded = dict(self._metrics.get((rid, ns), {}))
+        if platform and ns == VM_NAMESPACE.lower():
+            for name, (unit, _, _) in VM_METRICS.items():
+                seeded.setdefault(name.lower(), _Metric(name, unit))
+        return seeded, platform
+
+    def _metrics_answer(self, resource_id: str, request: Request) -> dict[str, Any]:
+        namespace = request.arg("metricnamespace") or _resource_type(resource_id)
+        catalog, platform = self._catalog(resource_id, namespace)
+        start, end = self._timespan(request.arg("timespan"))
+        grain_text = (request.arg("interval") or "PT1M").upper()
+        names = [n.strip() for n in (request.arg("metricnames") or "").split(",") if n.strip()]
+        if not names:
+            names = [next(iter(catalog.values())).name] if catalog else []
+        aggs = [a.strip().lower() for a in (request.arg("aggregation") or "").split(",") if a.strip()]
+        bad = [a for a in aggs if a not in AGGREGATIONS]
+        if bad:
+            raise MetricsError(f"Invalid aggregation type(s): {','.join(bad)}; valid: Average,Minimum,Maximum,Total,Count")
+        filter_text = request.arg("$filter")
+        clauses = parse_filter(filter_text) if filter_text else []
+        top = int(request.arg("top") or DEFAULT_TOP)
+        missing = [n for n in names if n.lower() not in catalog]
+        if missing and (platform or catalog):
+            provider, _, rtype = _resource_type(resource_id).partition("/")
+            raise MetricsError(
+                f"Failed to find metric configuration for provider: {provider}, resource Type: {rtype}, metric: "
+                f"{','.join(missing)}, Valid metrics: {','.join(m.name for m in catalog.values())}")
+        base = int(start.timestamp()) // 60 * 60
+        stop = int(end.timestamp())
+        grain = stop - base if grain_text == "FULL" else GRAINS.get(grain_text)
+        if not grain:
+            raise MetricsError(f"Invalid time grain {grain_text}; supported: {', '.join(GRAINS)}, FULL")
+        values, cost = [], 0
+        for name in names:
+            metric = catalog.get(name.lower(), _Metric(name, "Count"))
+            primary = VM_METRICS.get(metric.name, (metric.unit, "Average", ""))[1].lower()
+            series = self._timeseries(metric, clauses, base, stop, grain, aggs or [primary], top, platform)
+            cost += sum(len(s["data"]) for s in series)
+            values.append({
+                "id": f"{resource_id}/providers/Microsoft.Insights/metrics/{metric.name}",
+                "type": "Microsoft.Insights/metrics",
+                "name": {"value": metric.name, "localizedValue": metric.name},
+                "displayDescription": VM_METRICS.get(metric.name, ("", "", ""))[2],
+                "errorCode": "Success", "unit": metric.unit, "timeseries": series,
+            })
+        with self._lock:
+            region = self._locations.get(resource_id.lower(), "eastus")
+        return {"cost": cost, "timespan": f"{_iso(int(start.timestamp()))}/{_iso(stop)}", "interval": grain_text,
+                "value": values, "namespace": namespace, "resourceregion": region}
+
+    def _timespan(self, text: str | None) -> tuple[datetime, datetime]:
+        if not text:
+            end = datetime.now(timezone.utc)
+            return end - timedelta(hours=1), end
+        try:
+            first, second = text.split("/", 1)
+            start, end = _parse_time(first), _parse_time(second)
+        except ValueError as exc:
+            raise MetricsError(f"Invalid timespan {text!r}: expected 'startDateTime_ISO/endDateTime_ISO'") from exc
+        if end <= start:
+            raise MetricsError(f"Invalid timespan {text!r}: the end must be after the start")
+        return max(start, end - MAX_SPAN), end
+
+    def _timeseries(self, metric: _Metric, clauses: list[tuple[str, list[str]]], base: int, stop: int, grain: int,
+                    aggs: Sequence[str], top: int, platform: bool) -> list[dict[str, Any]]:
+        supported = set(metric.dimensions())
+        unknown = [d for d, _ in clauses if d not in supported]
+        if unknown and metric.series:
+            raise MetricsError(f"Metric: {metric.name} does not support requested dimension combination: "
+                               f"{','.join(unknown)}, supported ones are: {','.join(sorted(supported)) or 'none'}")
+        groups: dict[tuple[str, ...], list[_Series]] = defaultdict(list)
+        for s in metric.series:
+            key = []
+            for dim, wanted in clauses:
+                value = s.dims.get(dim)
+                if value is None or ("*" not in wanted and value.lower() not in {w.lower() for w in wanted}):
+                    break
+                key.append(value)
+            else:
+                groups[tuple(key)].append(s)
+        if not groups and not clauses and platform:  # a platform metric lists its (empty) buckets
+            return [{"metadatavalues": [], "data": _aggregate([], base, stop, grain, aggs)}]
+        out = []
+        for key in sorted(groups, key=lambda k: tuple(_sort_key(v) for v in k))[: top if clauses else None]:
+            meta = [{"name": {"value": d, "localizedValue": d}, "value": v} for (d, _), v in zip(clauses, key)]
+            out.append({"metadatavalues": meta, "data": _aggregate(groups[key], base, stop, grain, aggs)})
+        return out
+
+    def _definitions_answer(self, resource_id: str, request: Request) -> dict[str, Any]:
+        namespace = request.arg("metricnamespace") or _resource_type(resource_id)
+        catalog, _ = self._catalog(resource_id, namespace)
+        out = []
+        for metric in catalog.values():
+            unit, primary, description = VM_METRICS.get(metric.name, (metric.unit, "Average", ""))
+            out.append({
+                "id": f"{resource_id}/providers/microsoft.insights/metricdefinitions/{metric.name}",
+                "resourceId": resource_id, "namespace": namespace,
+                "name": {"value": metric.name, "localizedValue": metric.name},
+                "displayDescription": description, "category": "Custom" if not description else "Platform",
+                "isDimensionRequired": False, "unit": unit, "primaryAggregationType": primary,
+                "supportedAggregationTypes": ["None", "Average", "Minimum", "Maximum", "Total", "Count"],
+                "metricAvailabilities": [{"timeGrain": g, "retention": "P93D"} for g in GRAINS],
+                "dimensions": [{"value": d, "localizedValue": d} for d in metric.dimensions()],
+            })
+        return {"value": out}
+
+
+def _aggregate(series: Iterable[_Series], base: int, stop: int, grain: int, aggs: Sequence[str]) -> list[dict[str, Any]]:
+    n = max(1, -(-(stop - base) // grain))
+    series = list(series)
+    ts = np.concatenate([s.ts for s in series] or [np.array([], dtype=np.int64)])
+    vals = np.concatenate([s.values for s in series] or [np.array([], dtype=np.float64)])
+    keep = (ts >= base) & (ts < stop) & np.isfinite(vals)
+    idx = ((ts[keep] - base) // grain).astype(np.int64)
+    vals = vals[keep]
+    count = np.bincount(idx, minlength=n)
+    total = np.bincount(idx, weights=vals, minlength=n)
+    high = np.full(n, -np.inf)
+    low = np.full(n, np.inf)
+    np.maximum.at(high, idx, vals)
+    np.minimum.at(low, idx, vals)
+    out = []
+    for i in range(n):
+        point: dict[str, Any] = {"timeStamp": _iso(base + i * grain)}
+        if count[i]:
+            values = {"average": total[i] / count[i], "minimum": low[i], "maximum": high[i], "total": total[i],
+                      "count": count[i]}
+            point.update({agg: float(values[agg]) for agg in aggs})
+        out.append(point)
+    return out
+
+
+def _sort_key(value: str) -> tuple[int, Any]:
+    return (0, int(value)) if value.isdigit() else (1, value)
+
+
+def _resource_type(resource_id: str) -> str:
+    """``Microsoft.Compute/virtualMachines`` from an ARM id (the resource's platform metric namespace)."""
+    parts = resource_id.strip("/").split("/")
+    try:
+        i = [p.lower() for p in parts].index("providers")
+    except ValueError:
+        return ""
+    provider, rest = parts[i + 1], parts[i + 2:]
+    return "/".join([provider] + rest[0::2])
+
+
+def _arm_error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+class AzureMonitorEmulator(JsonApiServer):
+    """The metrics routes alone on an HTTPS server (``url`` is what ``AzureClients(base_url=...)`` takes)."""
+
+    name = "azure-monitor-emulator"
+
+    def __init__(self, extension: AzureMonitorExtension | None = None) -> None:
+        super().__init__(tls=True)
+        self.extension = extension or AzureMonitorExtension()
+        self.add_resource = self.extension.add_resource
+        self.add_series = self.extension.add_series
+        self.add_gpu_series = self.extension.add_gpu_series
+        self.throttle_next = self.extension.throttle_next
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        codes = {400: "BadRequest", 401: "AuthenticationFailed", 403: "AuthorizationFailed", 404: "ResourceNotFound",
+                 429: "TooManyRequests"}
+        return {"code": codes.get(status, "InternalServerError"), "message": message}
+
+    def handle(self, request: Request) -> Response:
+        answer = self.extension.handle(self, request)
+        if answer is None:
+            return Response(404, _arm_error("InvalidResourceType", f"no route for {request.method} {request.path}"))
+        return answer

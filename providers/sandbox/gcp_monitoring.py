@@ -1,0 +1,581 @@
+"""A local emulator of Cloud Monitoring's ``google.monitoring.v3.MetricService.ListTimeSeries`` over gRPC.
+
+google-cloud-monitoring has no REST transport, so tests and the demo point the real
+``MetricServiceClient`` at this gRPC server (``GcpClients(endpoints={"monitoring": emu.address})``).
+Requests and responses are the library's own messages (``ListTimeSeriesRequest`` /
+``ListTimeSeriesResponse``). Behaviour follows the public reference (cloud.google.com/monitoring/api/v3
+filters, aggregation, ``projects.timeSeries.list``) and recorded answers (c7n ``timeSeries`` flights):
+
+- **Filter**: selectors ``metric.type``, ``metric.labels.K`` (``metric.label.K``), ``resource.type``,
+  ``resource.labels.K``, ``metadata.system_labels.K``, ``metadata.user_labels.K``, ``project``; operators
+  ``=``, ``!=``, ``:`` (has substring), ``<``/``>``/``<=``/``>=``; values ``"str"``/``'str'``/bare words and
+  ``starts_with``, ``ends_with``, ``has_substring``, ``one_of``, ``monitoring.regex.full_match``;
+  ``AND`` (or juxtaposition), ``OR``, ``NOT``, parentheses; precedence NOT > OR > AND. The filter must pin
+  exactly one ``metric.type = "..."``, else ``INVALID_ARGUMENT`` (as the API does); a bad filter too.
+- **Interval**: points with ``start < t <= end``; a series without a point there is not returned.
+- **Alignment**: periods end at ``end``, ``end - P``, ``end - 2P``... (anchored at the interval end, as
+  the recorded answers show); one point per non-empty period stamped at the period end, newest first.
+  ``ALIGN_NONE`` (raw), ``ALIGN_MAX``/``MIN``/``MEAN``/``SUM``/``COUNT`` and, for DELTA/CUMULATIVE
+  metrics only, ``ALIGN_DELTA`` and ``ALIGN_RATE`` (sum of deltas in the period / period seconds; a
+  CUMULATIVE series is differenced first, a reset counting from zero). Aligned GAUGE output has
+  ``start_time == end_time``; ``alignment_period`` under 60 s is refused. Cross-series reduction and
+  secondary aggregation answer ``UNIMPLEMENTED`` (not emulated, rather than silently wrong).
+- **View / paging**: ``FULL`` pages hold at most ``page_size`` points, ``HEADERS`` pages ``page_size``
+  series, each capped by the server's ``max_points_per_page`` / ``max_series_per_page`` (small by default
+  so that paging is exercised; the real cap is 100,000); whole series per page; ``next_page_token`` is
+  opaque and bound to the query (another query's token is ``INVALID_ARGUMENT``).
+- **Failures**: ``fail_next(code, count)`` answers the next calls with any gRPC status
+  (``PERMISSION_DENIED``, ``UNAUTHENTICATED``, ``RESOURCE_EXHAUSTED``, ...). ``requests`` / ``count()``
+  record every call.
+
+Seeding is plain Python (``add_series`` and the Ops Agent / DCGM / Compute Engine helpers below);
+samples are stored as numpy arrays and aligned vectorized, so a demo fleet of ~20 instances x 14 days
+of 1-minute samples answers in milliseconds per page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import grpc
+import numpy as np
+import pandas as pd
+from google.cloud import monitoring_v3
+
+log = logging.getLogger(__name__)
+
+SERVICE = "google.monitoring.v3.MetricService"
+KINDS = {"GAUGE": 1, "DELTA": 2, "CUMULATIVE": 3}  # google.api.MetricDescriptor.MetricKind
+VALUE_TYPES = {"BOOL": 1, "INT64": 2, "DOUBLE": 3}  # google.api.MetricDescriptor.ValueType
+GAUGE, DELTA, CUMULATIVE = 1, 2, 3
+INT64, DOUBLE = 2, 3
+NS = 1_000_000_000
+API_MAX_PAGE = 100_000
+Aligner = monitoring_v3.Aggregation.Aligner
+_REQ, _RESP = monitoring_v3.ListTimeSeriesRequest, monitoring_v3.ListTimeSeriesResponse
+_DELTA_ONLY = {Aligner.ALIGN_RATE, Aligner.ALIGN_DELTA}
+_SUPPORTED = {Aligner.ALIGN_NONE, Aligner.ALIGN_MAX, Aligner.ALIGN_MIN, Aligner.ALIGN_MEAN, Aligner.ALIGN_SUM,
+              Aligner.ALIGN_COUNT} | _DELTA_ONLY
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _Series:
+    project: str
+    metric_type: str
+    metric_labels: dict[str, str]
+    resource_type: str
+    resource_labels: dict[str, str]
+    kind: int
+    value_type: int
+    unit: str
+    system_labels: dict[str, str]
+    user_labels: dict[str, str]
+    times: np.ndarray  # int64 ns since the epoch, ascending, unique
+    values: np.ndarray  # float64 (int64 for INT64 series)
+    order: tuple[Any, ...] = field(default=())
+
+
+# -- the filter language ----------------------------------------------------------------------
+_TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|=|:|<|>)"""
+                    r"""|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<word>[A-Za-z0-9_.\-/*]+))""")
+_FUNCS = {"starts_with", "ends_with", "has_substring", "one_of", "monitoring.regex.full_match"}
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    while pos < len(text):
+        if not text[pos:].strip():
+            break
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ValueError(f"unexpected character at position {pos}: {text[pos:pos + 20]!r}")
+        kind = m.lastgroup or ""
+        value = m.group(kind)
+        if kind == "str":
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        out.append((kind, value))
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    """Recursive descent: or-expressions bind tighter than and-expressions (NOT > OR > AND)."""
+
+    def __init__(self, text: str) -> None:
+        self.toks, self.i = _tokens(text), 0
+
+    def parse(self) -> tuple:
+        if not self.toks:
+            raise ValueError("empty filter")
+        node = self._and()
+        if self.i != len(self.toks):
+            raise ValueError(f"unexpected {self.toks[self.i][1]!r}")
+        return node
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def _take(self, kind: str) -> str:
+        tok = self._peek()
+        if tok is None or tok[0] != kind:
+            raise ValueError(f"expected {kind}, got {tok[1] if tok else 'end of filter'!r}")
+        self.i += 1
+        return tok[1]
+
+    def _word(self, *words: str) -> bool:
+        tok = self._peek()
+        if tok and tok[0] == "word" and tok[1] in words:
+            self.i += 1
+            return True
+        return False
+
+    def _and(self) -> tuple:
+        parts = [self._or()]
+        while (tok := self._peek()) is not None and tok[0] != "rp":
+            self._word("AND")
+            parts.append(self._or())
+        return parts[0] if len(parts) == 1 else ("and", parts)
+
+    def _or(self) -> tuple:
+        parts = [self._not()]
+        while self._word("OR"):
+            parts.append(self._not())
+        return parts[0] if len(parts) == 1 else ("or", parts)
+
+    def _not(self) -> tuple:
+        if self._word("NOT"):
+            return ("not", self._not())
+        tok = self._peek()
+        if tok and tok[0] == "lp":
+            self.i += 1
+            node = self._and()
+            self._take("rp")
+            return node
+        selector = self._take("word")
+        op = self._take("op")
+        return ("cmp", selector, op, self._value())
+
+    def _value(self) -> tuple:
+        tok = self._peek()
+        if tok and tok[0] == "word" and tok[1] in _FUNCS:
+            self.i += 1
+            self._take("lp")
+            args = [self._take("str")]
+            while self._peek() and self._peek()[0] == "comma":
+                self.i += 1
+                args.append(self._take("str"))
+            self._take("rp")
+            return (tok[1], args)
+        if tok and tok[0] in ("str", "word"):
+            self.i += 1
+            return ("literal", [tok[1]])
+        raise ValueError(f"expected a value, got {tok[1] if tok else 'end of filter'!r}")
+
+
+def _selector_value(s: _Series, selector: str) -> str | None:
+    parts = selector.split(".")
+    if selector == "metric.type":
+        return s.metric_type
+    if selector == "resource.type":
+        return s.resource_type
+    if selector == "project":
+        return s.project
+    if len(parts) == 3 and parts[0] == "metric" and parts[1] in ("labels", "label"):
+        return s.metric_labels.get(parts[2])
+    if len(parts) == 3 and parts[0] == "resource" and parts[1] in ("labels", "label"):
+        return s.resource_labels.get(parts[2])
+    if len(parts) == 3 and parts[0] == "metadata" and parts[1] in ("system_labels", "system_label"):
+        return s.system_labels.get(parts[2])
+    if len(parts) == 3 and parts[0] == "metadata" and parts[1] in ("user_labels", "user_label"):
+        return s.user_labels.get(parts[2])
+    raise ValueError(f"unknown selector {selector!r}")
+
+
+def _matches(node: tuple, s: _Series) -> bool:
+    kind = node[0]
+    if kind == "and":
+        return all(_matches(n, s) for n in node[1])
+    if kind == "or":
+        return any(_matches(n, s) for n in node[1])
+    if kind == "not":
+        return not _matches(node[1], s)
+    _, selector, op, (fn, args) = node
+    got = _selector_value(s, selector)
+    if got is None:
+        return op == "!="
+    hit = {"literal": lambda: got == args[0], "starts_with": lambda: got.startswith(args[0]),
+           "ends_with": lambda: got.endswith(args[0]), "has_substring": lambda: args[0] in got,
+           "one_of": lambda: got in args,
+           "monitoring.regex.full_match": lambda: re.fullmatch(args[0], got) is not None}[fn]
+    if op == "=":
+        return hit()
+    if op == "!=":
+        return not hit()
+    if op == ":":
+        return args[0] in got if fn == "literal" else hit()
+    a, b = (float(got), float(args[0])) if _numeric(got, args[0]) else (got, args[0])
+    return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+
+
+def _numeric(*values: str) -> bool:
+    try:
+        [float(v) for v in values]
+        return True
+    except ValueError:
+        return False
+
+
+def _metric_type(node: tuple) -> str | None:
+    """The one metric type a ListTimeSeries filter pins (a top-level ``metric.type = "..."`` term)."""
+    terms = node[1] if node[0] == "and" else [node]
+    found = {t[3][1][0] for t in terms if t[0] == "cmp" and t[1] == "metric.type" and t[2] == "=" and t[3][0] == "literal"}
+    return found.pop() if len(found) == 1 else None
+
+
+# -- alignment ---------------------------------------------------------------------------------
+def _align(s: _Series, start: int, end: int, aligner: Aligner, period: int) -> tuple[np.ndarray, ...]:
+    """(end times, start times, values) newest first, plus the output kind and value type."""
+    t, v = s.times, s.values
+    if s.kind == CUMULATIVE and aligner in _DELTA_ONLY:
+        prev = np.concatenate([[0], v[:-1]]).astype(np.float64)
+        v = np.where(v >= prev, v - prev, v).astype(np.float64)  # a reset counts from zero
+        v[:1] = 0.0
+    keep = (t == end) if start == end else (t > start) & (t <= end)
+    t, v = t[keep], v[keep]
+    if aligner == Aligner.ALIGN_NONE:
+        if s.kind == GAUGE:
+            starts = t
+        elif s.kind == DELTA:
+            step = int(np.median(np.diff(s.times))) if len(s.times) > 1 else 60 * NS
+            starts = np.concatenate([[t[0] - step], t[:-1]]) if len(t) else t
+        else:
+            starts = np.full(len(t), s.times[0])
+        return t[::-1], starts[::-1], v[::-1], s.kind, s.value_type
+    if not len(t):
+        return t, t, v, GAUGE, s.value_type
+    k = (end - t) // period  # period k covers (end - (k+1)P, end - kP]; t ascending -> k non-increasing
+    first = np.concatenate([[0], np.flatnonzero(np.diff(k)) + 1])
+    counts = np.diff(np.append(first, len(t)))
+    vf = v.astype(np.float64)
+    kind, vtype = GAUGE, s.value_type
+    if aligner == Aligner.ALIGN_MAX:
+        out = np.maximum.reduceat(v, first)
+    elif aligner == Aligner.ALIGN_MIN:
+        out = np.minimum.reduceat(v, first)
+    elif aligner == Aligner.ALIGN_MEAN:
+        out, vtype = np.add.reduceat(vf, first) / counts, DOUBLE
+    elif aligner == Aligner.ALIGN_COUNT:
+        out, vtype = counts.astype(np.int64), INT64
+    elif aligner == Aligner.ALIGN_RATE:
+        out, vtype = np.add.reduceat(vf, first) / (period / NS), DOUBLE
+    else:  # ALIGN_SUM, ALIGN_DELTA
+        out = np.add.reduceat(v if s.kind == DELTA else vf, first)
+        kind = DELTA if s.kind in (DELTA, CUMULATIVE) else GAUGE
+        vtype = s.value_type if s.kind == DELTA else DOUBLE if s.kind == CUMULATIVE else s.value_type
+    ends = end - k[first] * period
+    starts = ends if kind == GAUGE else ends - period
+    return ends[::-1], starts[::-1], out[::-1], kind, vtype
+
+
+def _ns(ts: Any) -> int:
+    return int(ts.seconds) * NS + int(ts.nanos)
+
+
+def _to_ns(times: Any) -> np.ndarray:
+    index = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
+    return index.as_unit("ns").asi8.astype(np.int64)
+
+
+class GcpMonitoringEmulator:
+    """Cloud Monitoring ``ListTimeSeries`` on ``127.0.0.1:PORT`` (``address``); a context manager.
+
+    ``max_points_per_page`` / ``max_series_per_page``: the server's page caps for the FULL and HEADERS
+    views (the real API: 100,000). ``requests`` lists one line per call ("ListTimeSeries <name> <filter>").
+    """
+
+    name = "gcp-monitoring"
+
+    def __init__(self, *, max_points_per_page: int = 5_000, max_series_per_page: int = 50, workers: int = 8) -> None:
+        self.max_points_per_page = max_points_per_page
+        self.max_series_per_page = max_series_per_page
+        self.requests: list[str] = []
+        self._workers = workers
+        self._series: dict[tuple[Any, ...], _Series] = {}
+        self._failures: list[tuple[grpc.StatusCode, str]] = []
+        self._lock = threading.RLock()
+        self._server: grpc.Server | None = None
+        self._port = 0
+
+    # -- seeding -------------------------------------------------------------------------------
+    def add_series(self, project: str, metric_type: str, resource_labels: Mapping[str, str],
+                   metric_labels: Mapping[str, str] | None = None, points: Any = None, *,
+                   times: Any = None, values: Any = None, value_type: str = "DOUBLE", metric_kind: str = "GAUGE",
+                   resource_type: str = "gce_instance", unit: str = "",
+                   system_labels: Mapping[str, str] | None = None,
+                   user_labels: Mapping[str, str] | None = None) -> None:
+        """Add samples to one time series (created on first use; samples at an existing time replace it).
+
+        ``points``: a ``pandas.Series`` indexed by time, or a sequence of ``(datetime, value)``; or give
+        ``times`` (datetimes, ``DatetimeIndex``, datetime64 array) and ``values`` arrays. Naive times are
+        taken as UTC. ``metric_kind``: ``GAUGE`` (a sample), ``DELTA`` (the change since the previous
+        sample, e.g. bytes sent in the last minute) or ``CUMULATIVE`` (a running total).
+        ``value_type``: ``DOUBLE``, ``INT64`` or ``BOOL``. ``system_labels`` becomes the series'
+        ``metadata.system_labels`` (for ``gce_instance``: ``name``, the instance name).
+        """
+        if points is not None:
+            if isinstance(points, pd.Series):
+                times, values = points.index, points.to_numpy()
+            else:
+                pairs = list(points)
+                times, values = [p[0] for p in pairs], [p[1] for p in pairs]
+        t = _to_ns(times if times is not None else [])
+        dtype = np.int64 if value_type == "INT64" else np.float64
+        v = np.asarray(values if values is not None else [], dtype=dtype)
+        if len(t) != len(v):
+            raise ValueError(f"{len(t)} times but {len(v)} values")
+        key = (project, metric_type, resource_type, tuple(sorted(resource_labels.items())),
+               tuple(sorted((metric_labels or {}).items())))
+        with self._lock:
+            old = self._series.get(key)
+            if old is not None:
+                t, v = np.concatenate([old.times, t]), np.concatenate([old.values, v]).astype(dtype)
+            order = np.argsort(t, kind="stable")
+            t, v = t[order], v[order]
+            last = np.append(t[1:] != t[:-1], True) if len(t) else np.zeros(0, bool)  # keep the newest write
+            self._series[key] = _Series(project, metric_type, dict(metric_labels or {}), resource_type,
+                                        dict(resource_labels), KINDS[metric_kind], VALUE_TYPES[value_type], unit,
+                                        dict(system_labels or {}), dict(user_labels or {}), t[last], v[last], key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._series.clear()
+
+    # -- control -------------------------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"{self.name} not started")
+        return f"127.0.0.1:{self._port}"
+
+    def start(self) -> Self:
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix=self.name))
+        handler = grpc.method_handlers_generic_handler(SERVICE, {
+            "ListTimeSeries": grpc.unary_unary_rpc_method_handler(
+                self._list_time_series, request_deserializer=_REQ.deserialize, response_serializer=_RESP.serialize)})
+        self._server.add_generic_rpc_handlers((handler,))
+        self._port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=None)
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def fail_next(self, code: grpc.StatusCode | str, count: int = 1, message: str = "injected failure") -> None:
+        """Answer the next ``count`` calls with gRPC status ``code`` (e.g. ``"RESOURCE_EXHAUSTED"``)."""
+        status = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode[code]
+        with self._lock:
+            self._failures.extend([(status, message)] * count)
+
+    def count(self, fragment: str = "") -> int:
+        """How many calls were answered whose request line contains ``fragment``."""
+        with self._lock:
+            return sum(fragment in r for r in self.requests)
+
+    # -- the RPC -------------------------------------------------------------------------------
+    def _list_time_series(self, request: Any, context: grpc.ServicerContext) -> Any:
+        raw = _REQ.pb(request)
+        with self._lock:
+            self.requests.append(f"ListTimeSeries {raw.name} {raw.filter} page_token={raw.page_token}")
+            failure = self._failures.pop(0) if self._failures else None
+        if failure is not None:
+            context.abort(*failure)
+        try:
+            return _RESP.wrap(self._answer(raw))
+        except _Abort as exc:
+            context.abort(exc.code, str(exc))
+        except Exception as exc:  # an emulator bug must answer, not hang the client
+            log.exception("event=emulator_error server=%s", self.name)
+            context.abort(grpc.StatusCode.INTERNAL, f"emulator error: {exc}")
+
+    def _answer(self, req: Any) -> Any:
+        bad = grpc.StatusCode.INVALID_ARGUMENT
+        if not req.name.startswith("projects/"):
+            raise _Abort(bad, f"Field name had an invalid value of {req.name!r}: expected projects/[PROJECT_ID]")
+        try:
+            tree = _Parser(req.filter).parse()
+            metric_type = _metric_type(tree)
+        except (ValueError, re.error) as exc:
+            raise _Abort(bad, f"Field filter had an invalid value of {req.filter!r}: {exc}") from exc
+        if metric_type is None:
+            raise _Abort(bad, f"Field filter had an invalid value of {req.filter!r}: "
+                              "the filter must specify a single metric type (metric.type = \"...\")")
+        if not req.interval.HasField("end_time"):
+            raise _Abort(bad, "Field interval.end_time had an invalid value: an end time is required")
+        end = _ns(req.interval.end_time)
+        start = _ns(req.interval.start_time) if req.interval.HasField("start_time") else end
+        if start > end:
+            raise _Abort(bad, "Field interval.start_time had an invalid value: the start is after the end")
+        agg = req.aggregation
+        aligner, period = Aligner(agg.per_series_aligner), _ns(agg.alignment_period)
+        if agg.cross_series_reducer or agg.group_by_fields or req.HasField("secondary_aggregation"):
+            raise _Abort(grpc.StatusCode.UNIMPLEMENTED, "cross-series reduction is not emulated")
+        if aligner not in _SUPPORTED:
+            raise _Abort(grpc.StatusCode.UNIMPLEMENTED, f"{aligner.name} is not emulated")
+        if aligner != Aligner.ALIGN_NONE and period < 60 * NS:
+            raise _Abort(bad, "Field aggregation.alignment_period had an invalid value: must be at least 60 s")
+        project = req.name.split("/", 1)[1]
+        with self._lock:
+            series = sorted((s for s in self._series.values() if s.project == project
+                             and s.metric_type == metric_type), key=lambda s: s.order)
+        try:
+            series = [s for s in series if _matches(tree, s)]
+        except ValueError as exc:
+            raise _Abort(bad, f"Field filter had an invalid value of {req.filter!r}: {exc}") from exc
+        for s in series[:1]:
+            if aligner in _DELTA_ONLY and s.kind == GAUGE or aligner in (Aligner.ALIGN_MEAN, Aligner.ALIGN_SUM) \
+                    and s.kind == CUMULATIVE:
+                kind = {v: k for k, v in KINDS.items()}[s.kind]
+                vtype = {v: k for k, v in VALUE_TYPES.items()}[s.value_type]
+                raise _Abort(bad, f"The aligner {aligner.name} cannot be applied to metrics with kind {kind} "
+                                  f"and value type {vtype}.")
+        digest = hashlib.sha256(b"|".join([req.name.encode(), req.filter.encode(), req.interval.SerializeToString(),
+                                           agg.SerializeToString(), str(req.view).encode()])).hexdigest()[:16]
+        offset = 0
+        if req.page_token:
+            try:
+                got_offset, got_digest = base64.urlsafe_b64decode(req.page_token.encode()).decode().split(":")
+                offset = int(got_offset)
+            except ValueError as exc:
+                raise _Abort(bad, "Field page_token had an invalid value") from exc
+            if got_digest != digest:
+                raise _Abort(bad, "Field page_token had an invalid value: it belongs to another query")
+        headers = req.view == _REQ.TimeSeriesView.HEADERS
+        cap = self.max_series_per_page if headers else self.max_points_per_page
+        limit = min(req.page_size or API_MAX_PAGE, cap, API_MAX_PAGE)
+        resp = _RESP.pb()()
+        used, i = 0, offset
+        while i < len(series):
+            s = series[i]
+            ends, starts, vals, kind, vtype = _align(s, start, end, aligner, period)
+            n = 1 if headers else len(ends)
+            if n and used and used + n > limit:
+                break
+            i += 1
+            if len(ends):
+                self._emit(resp.time_series.add(), s, ends, starts, vals, kind, vtype, headers)
+                used += n
+                resp.unit = resp.unit or s.unit
+        if i < len(series):
+            resp.next_page_token = base64.urlsafe_b64encode(f"{i}:{digest}".encode()).decode()
+        return resp
+
+    @staticmethod
+    def _emit(ts: Any, s: _Series, ends: np.ndarray, starts: np.ndarray, vals: np.ndarray, kind: int, vtype: int,
+              headers: bool) -> None:
+        ts.metric.type = s.metric_type
+        ts.metric.labels.update(s.metric_labels)
+        ts.resource.type = s.resource_type
+        ts.resource.labels.update(s.resource_labels)
+        if s.system_labels:
+            ts.metadata.system_labels.update(s.system_labels)
+        if s.user_labels:
+            ts.metadata.user_labels.update(s.user_labels)
+        ts.metric_kind, ts.value_type, ts.unit = kind, vtype, s.unit
+        if headers:
+            return
+        field_name = {INT64: "int64_value", DOUBLE: "double_value", 1: "bool_value"}[vtype]
+        cast = {INT64: int, DOUBLE: float, 1: bool}[vtype]
+        for e, b, x in zip(ends.tolist(), starts.tolist(), vals.tolist()):
+            p = ts.points.add()
+            p.interval.end_time.seconds, p.interval.end_time.nanos = divmod(e, NS)
+            p.interval.start_time.seconds, p.interval.start_time.nanos = divmod(b, NS)
+            setattr(p.value, field_name, cast(x))
+
+
+# -- seeding helpers for Compute Engine fleets -------------------------------------------------
+def gce_labels(project: str, zone: str, instance_id: str | int) -> dict[str, str]:
+    """The ``gce_instance`` monitored resource's labels."""
+    return {"project_id": project, "zone": zone, "instance_id": str(instance_id)}
+
+
+def add_ops_agent_gpu(emu: GcpMonitoringEmulator, project: str, zone: str, instance_id: str | int, gpu: int,
+                      times: Any, util_pct: Any, mem_used_mib: Any = None, mem_total_mib: float | None = None, *,
+                      model: str = "NVIDIA L4", uuid: str | None = None, instance_name: str | None = None) -> None:
+    """What the Ops Agent's built-in NVML receiver writes for one GPU: ``agent.googleapis.com/gpu/utilization``
+    (GAUGE DOUBLE, percent 0-100) and ``gpu/memory/bytes_used`` (GAUGE INT64 bytes, ``memory_state``
+    used / free; used + free = the GPU's memory), labels ``gpu_number``, ``model``, ``uuid``."""
+    res = gce_labels(project, zone, instance_id)
+    meta = {"name": instance_name} if instance_name else None
+    labels = {"gpu_number": str(gpu), "model": model, "uuid": uuid or f"GPU-{instance_id}-{gpu}"}
+    emu.add_series(project, "agent.googleapis.com/gpu/utilization", res, labels, times=times, values=util_pct,
+                   unit="%", system_labels=meta)
+    if mem_used_mib is not None and mem_total_mib is not None:
+        used = np.rint(np.asarray(mem_used_mib, dtype=np.float64) * 2**20).astype(np.int64)
+        for state, vals in (("used", used), ("free", int(mem_total_mib * 2**20) - used)):
+            emu.add_series(project, "agent.googleapis.com/gpu/memory/bytes_used", res,
+                           {**labels, "memory_state": state}, times=times, values=vals, value_type="INT64",
+                           unit="By", system_labels=meta)
+
+
+def add_dcgm_gpu(emu: GcpMonitoringEmulator, project: str, zone: str, instance_id: str | int, gpu: int,
+                 times: Any, util_pct: Any, mem_used_mib: Any = None, mem_total_mib: float | None = None, *,
+                 model: str = "NVIDIA A100-SXM4-40GB", uuid: str | None = None,
+                 instance_name: str | None = None) -> None:
+    """What the Ops Agent's DCGM receiver (version 2) writes for one GPU:
+    ``workload.googleapis.com/gpu.dcgm.utilization`` (GAUGE DOUBLE, a ratio 0-1: ``util_pct`` / 100) and
+    ``gpu.dcgm.memory.bytes_used`` (GAUGE INT64 bytes, ``state`` used / free / reserved)."""
+    res = gce_labels(project, zone, instance_id)
+    meta = {"name": instance_name} if instance_name else None
+    labels = {"gpu_number": str(gpu), "model": model, "uuid": uuid or f"GPU-{instance_id}-{gpu}",
+              "instrumentation_source": "agent.googleapis.com/dcgm", "instrumentation_version": "2.0"}
+    emu.add_series(project, "workload.googleapis.com/gpu.dcgm.utilization", res, labels, times=times,
+                   values=np.asarray(util_pct, dtype=np.float64) / 100.0, unit="1", system_labels=meta)
+    if mem_used_mib is not None and mem_total_mib is not None:
+        used = np.rint(np.asarray(mem_used_mib, dtype=np.float64) * 2**20).astype(np.int64)
+        reserved = np.full(len(used), 512 * 2**20, dtype=np.int64)
+        for state, vals in (("used", used), ("reserved", reserved), ("free", int(mem_total_mib * 2**20) - used - reserved)):
+            emu.add_series(project, "workload.googleapis.com/gpu.dcgm.memory.bytes_used", res,
+                           {**labels, "state": state}, times=times, values=vals, value_type="INT64", unit="By",
+                           system_labels=meta)
+
+
+def add_gce_host(emu: GcpMonitoringEmulator, project: str, zone: str, instance_id: str | int, times: Any,
+                 cpu_pct: Any, rx_bytes_per_s: Any, tx_bytes_per_s: Any, *, instance_name: str | None = None) -> None:
+    """Compute Engine's hypervisor metrics for one VM: ``compute.googleapis.com/instance/cpu/utilization``
+    (GAUGE DOUBLE, a ratio 0-1) and ``instance/network/received_bytes_count`` / ``sent_bytes_count``
+    (DELTA INT64 bytes per sample interval, label ``loadbalanced``), all with ``instance_name``."""
+    t = _to_ns(times)
+    step = float(np.median(np.diff(t)) / NS) if len(t) > 1 else 60.0
+    res = gce_labels(project, zone, instance_id)
+    meta = {"name": instance_name} if instance_name else None
+    name = {"instance_name": instance_name} if instance_name else {}
+    emu.add_series(project, "compute.googleapis.com/instance/cpu/utilization", res, name, times=t,
+                   values=np.asarray(cpu_pct, dtype=np.float64) / 100.0, unit="10^2.%", system_labels=meta)
+    for metric, rate in (("received_bytes_count", rx_bytes_per_s), ("sent_bytes_count", tx_bytes_per_s)):
+        vals = np.rint(np.asarray(rate, dtype=np.float64) * step).astype(np.int64)
+        emu.add_series(project, f"compute.googleapis.com/instance/network/{metric}", res,
+                       {**name, "loadbalanced": "false"}, times=t, values=vals, value_type="INT64",
+                       metric_kind="DELTA", unit="By", system_labels=meta)
+
