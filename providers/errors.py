@@ -6,10 +6,12 @@ from __future__ import annotations
 class ProviderError(Exception):
     """A cloud call failed. ``hint`` says what the user can do about it."""
 
-    def __init__(self, message: str, *, hint: str | None = None, code: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, code: str | None = None,
+                 status: int | None = None) -> None:
         super().__init__(message)
         self.hint = hint
         self.code = code
+        self.status = status  # the HTTP status where the API answered one
 
     def one_line(self) -> str:
         text = str(self).splitlines()[0] if str(self) else type(self).__name__

@@ -38,7 +38,10 @@ class ArmId:
 
 
 def parse_id(resource_id: str) -> ArmId:
-    """Parse ``/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/{kind}/{name}[/virtualMachines/{i}]``."""
+    """Parse ``/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/{kind}/{name}``.
+
+    Scale set instances add ``/virtualMachines/{instance id}`` to their scale set's id.
+    """
     parts = resource_id.strip("/").split("/")
     low = [p.lower() for p in parts]
     ok = (len(parts) in (8, 10) and low[0] == "subscriptions" and low[2] == "resourcegroups"
@@ -103,8 +106,6 @@ def resize(clients: AzureClients, vm_id: str, size: str) -> str:
     Azure resizes a running VM by restarting it; a size its current hardware cluster lacks is
     refused (409) until the VM is deallocated. The caller decides which to do.
     """
-    from azure.mgmt.compute.models import HardwareProfile, VirtualMachineUpdate
-
     arm = _vm(vm_id)
     if arm.instance_id is not None:
         raise ProviderError(f"azure: {vm_id} is a scale set instance; resize its scale set's model instead",
@@ -112,11 +113,12 @@ def resize(clients: AzureClients, vm_id: str, size: str) -> str:
     operation = "compute.VirtualMachines.Update"
     with translated(operation, clients.where):
         poller = clients.compute(arm.subscription).virtual_machines.begin_update(
-            arm.resource_group, arm.name, VirtualMachineUpdate(hardware_profile=HardwareProfile(vm_size=size)),
+            arm.resource_group, arm.name, {"properties": {"hardwareProfile": {"vmSize": size}}},
             raw_response_hook=_counter(clients, operation))
         result = poller.result()
     log.info("event=azure_resize resource=%s size=%s", vm_id, size)
-    return str(getattr(getattr(result, "hardware_profile", None), "vm_size", None) or size)
+    reported = getattr(getattr(result, "hardware_profile", None), "vm_size", None)
+    return str(getattr(reported, "value", reported) or size)
 
 
 def set_scale_set_capacity(clients: AzureClients, scale_set_id: str, capacity: int) -> int:
@@ -125,8 +127,6 @@ def set_scale_set_capacity(clients: AzureClients, scale_set_id: str, capacity: i
     An enabled autoscale setting on the scale set may move it again: the caller changes that setting
     (Azure Monitor) when the new size must hold.
     """
-    from azure.mgmt.compute.models import Sku, VirtualMachineScaleSetUpdate
-
     arm = parse_id(scale_set_id)
     if arm.kind != "virtualMachineScaleSets" or arm.instance_id is not None:
         raise ProviderError(f"azure: not a scale set id: {scale_set_id!r}", code="InvalidResourceId")
@@ -136,10 +136,10 @@ def set_scale_set_capacity(clients: AzureClients, scale_set_id: str, capacity: i
     with translated("compute.VirtualMachineScaleSets.Get", clients.where):
         current = sets.get(arm.resource_group, arm.name)
     clients.count("compute.VirtualMachineScaleSets.Get")
-    sku = Sku(name=current.sku.name, tier=current.sku.tier, capacity=capacity)
+    sku = {"name": current.sku.name, "tier": current.sku.tier, "capacity": capacity}
     operation = "compute.VirtualMachineScaleSets.Update"
     with translated(operation, clients.where):
-        poller = sets.begin_update(arm.resource_group, arm.name, VirtualMachineScaleSetUpdate(sku=sku),
+        poller = sets.begin_update(arm.resource_group, arm.name, {"sku": sku},
                                    raw_response_hook=_counter(clients, operation))
         result = poller.result()
     log.info("event=azure_scale_set_capacity resource=%s capacity=%d", scale_set_id, capacity)

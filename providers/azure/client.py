@@ -13,6 +13,7 @@ calls in ``translated(operation, where)``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,8 @@ ARM_URL = "https://management.azure.com"
 AUTH_HINT = ("check DefaultAzureCredential's chain (AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, "
              "managed identity, `az login`) and the Reader role on the subscription")
 ClientFactory = Callable[..., Any]
+_ENTRA_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
+                "login.microsoftonline.de")
 
 
 class AzureClients:
@@ -81,7 +84,15 @@ class AzureClients:
                 except ImportError as exc:  # pragma: no cover - the extra installs it
                     raise ConfigurationError("azure: azure-identity is not installed",
                                              hint="pip install 'costagent[azure]'") from exc
-                self._credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+                kwargs: dict[str, Any] = {"exclude_interactive_browser_credential": True}
+                if self.ca_bundle:
+                    kwargs["connection_verify"] = self.ca_bundle  # the login endpoint may sit behind the same CA
+                authority = os.environ.get("AZURE_AUTHORITY_HOST", "")
+                if authority and not any(host in authority for host in _ENTRA_HOSTS):
+                    # A private authority (an emulator, an air-gapped cloud): MSAL cannot look it up in Microsoft's
+                    # instance metadata, so skip that discovery (azure-identity's documented switch).
+                    kwargs["disable_instance_discovery"] = True
+                self._credential = DefaultAzureCredential(**kwargs)
             return self._credential
 
     def kwargs(self) -> dict[str, Any]:
@@ -142,6 +153,22 @@ class AzureClients:
         return sorted(set(found))
 
 
+def send_raw(client: Any, method: str, url: str, body: Any = None, **kwargs: Any) -> Any:
+    """A request through a management client's own pipeline (credential, retries, TLS trust) for a link the
+    SDK does not follow itself (Cost Management's ``nextLink``); errors raised as the SDK raises them
+    (401 -> ``ClientAuthenticationError``, 404 -> ``ResourceNotFoundError``, else ``HttpResponseError``
+    in ARM's error format), for ``translated`` to turn into ``providers.errors``. Returns the response."""
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    response = client.send_request(HttpRequest(method, url, json=body), **kwargs)
+    if response.status_code not in (200, 201, 202, 204):
+        aexc.map_error(status_code=response.status_code, response=response,
+                       error_map={401: aexc.ClientAuthenticationError, 404: aexc.ResourceNotFoundError})
+        raise aexc.HttpResponseError(response=response, error_format=ARMErrorFormat)
+    return response
+
+
 @contextmanager
 def translated(operation: str, where: str) -> Iterator[None]:
     """Turn azure-core / azure-identity errors into ``providers.errors``, the place named."""
@@ -149,18 +176,18 @@ def translated(operation: str, where: str) -> Iterator[None]:
     try:
         yield
     except aexc.ClientAuthenticationError as exc:
-        raise AuthError(f"{place}: {_message(exc)}", hint=AUTH_HINT, code=_code(exc)) from exc
+        raise AuthError(f"{place}: {_message(exc)}", hint=AUTH_HINT, code=_code(exc), status=getattr(exc, "status_code", None)) from exc
     except aexc.ResourceNotFoundError as exc:
-        raise NotFound(f"{place}: {_message(exc)}", code=_code(exc)) from exc
+        raise NotFound(f"{place}: {_message(exc)}", code=_code(exc), status=getattr(exc, "status_code", None)) from exc
     except aexc.HttpResponseError as exc:
         status = exc.status_code
         if status in (401, 403):
-            raise AuthError(f"{place}: {_message(exc)}", hint=AUTH_HINT, code=_code(exc)) from exc
+            raise AuthError(f"{place}: {_message(exc)}", hint=AUTH_HINT, code=_code(exc), status=getattr(exc, "status_code", None)) from exc
         if status == 404:
-            raise NotFound(f"{place}: {_message(exc)}", code=_code(exc)) from exc
+            raise NotFound(f"{place}: {_message(exc)}", code=_code(exc), status=getattr(exc, "status_code", None)) from exc
         if status == 429:
-            raise Throttled(f"{place}: {_message(exc)}", hint="retries exhausted; try later", code=_code(exc)) from exc
-        raise ProviderError(f"{place}: {_message(exc)}", code=_code(exc)) from exc
+            raise Throttled(f"{place}: {_message(exc)}", hint="retries exhausted; try later", code=_code(exc), status=getattr(exc, "status_code", None)) from exc
+        raise ProviderError(f"{place}: {_message(exc)}", code=_code(exc), status=getattr(exc, "status_code", None)) from exc
     except aexc.ServiceRequestError as exc:
         raise ProviderError(f"{place}: cannot reach the endpoint ({_first_line(exc)})",
                             hint="check network access, the Resource Manager URL and the CA bundle") from exc

@@ -218,7 +218,7 @@ def list_vms(clients: AzureClients, subscription: str, catalog: PriceCatalog) ->
     for vm in pages(clients, LIST_ALL, compute.virtual_machines.list_all(status_only="true")):
         hardware = getattr(vm, "hardware_profile", None)
         scale_set = getattr(vm, "virtual_machine_scale_set", None)
-        out.append(_resource(vm, subscription, str(getattr(hardware, "vm_size", "") or ""), region_of(vm.location),
+        out.append(_resource(vm, subscription, text(getattr(hardware, "vm_size", None)), region_of(vm.location),
                              specs, priority=getattr(vm, "priority", None),
                              group=_last(getattr(scale_set, "id", None)), tags=vm.tags))
     for ss in list(pages(clients, SETS_LIST_ALL, compute.virtual_machine_scale_sets.list_all())):
@@ -228,8 +228,8 @@ def list_vms(clients: AzureClients, subscription: str, catalog: PriceCatalog) ->
         pager = compute.virtual_machine_scale_set_vms.list(resource_group(ss.id), ss.name, expand="instanceView")
         for member in pages(clients, SET_VMS_LIST, pager):
             hardware = getattr(member, "hardware_profile", None)
-            size = str(getattr(getattr(member, "sku", None), "name", None) or getattr(hardware, "vm_size", None)
-                       or getattr(ss.sku, "name", "") or "")
+            size = text(getattr(getattr(member, "sku", None), "name", None) or getattr(hardware, "vm_size", None)
+                        or getattr(ss.sku, "name", None))
             out.append(_resource(member, subscription, size, region_of(member.location or ss.location), specs,
                                  priority=getattr(profile, "priority", None), group=str(ss.name),
                                  tags=member.tags if member.tags is not None else ss.tags))

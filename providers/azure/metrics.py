@@ -34,13 +34,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from azure.core.exceptions import HttpResponseError
-
 from providers.azure.client import AzureClients, translated
 from providers.base import UsageResult
 from providers.errors import ProviderError
-from providers.model import (INSTANCE_LEVEL, Cloud, Gap, Metric, Resource, ResourceState, Usage, Window,
-                             usage_frame)
+from providers.model import (
+    INSTANCE_LEVEL,
+    Cloud,
+    Gap,
+    Metric,
+    Resource,
+    ResourceState,
+    Usage,
+    Window,
+    usage_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +141,7 @@ def usage(
             refused.add(res.ref.key)
             gaps.append(_refused_gap(res, region, exc))
             answer = []
-        if any(m.timeseries for m in answer if _name(m) == UTIL_FIELD):
+        if any(m.timeseries for m in answer if _name(m).lower() == UTIL_FIELD):
             published.add(res.ref.key)
         _collect(cols, res, answer, {k: (m, agg, False) for k, (m, agg) in GPU_FIELDS.items()}, window, period,
                  per_gpu=True)
@@ -144,6 +151,8 @@ def usage(
     wanted = set(host_metrics_for(gpu_frame)) if host_metrics_for is not None else reported
     hosts = [r for r in resources if r.ref.key in wanted and r.ref.key not in refused]
     total = len(resources) + len(hosts)
+    if on_progress and not hosts:
+        on_progress(done, total)  # nothing more to read: the run is complete
     cols = defaultdict(list)
     for res in hosts:
         try:
@@ -179,15 +188,14 @@ def _gpu_metrics(clients: AzureClients, monitor: Any, uri: str, window: Window, 
 
 def _call(clients: AzureClients, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     clients.count(operation)
-    with translated(operation, clients.where):
-        try:
+    try:
+        with translated(operation, clients.where):
             return fn(*args, **kwargs)
-        except HttpResponseError as exc:
-            if exc.status_code in (400, 403, 404):
-                error = getattr(exc, "error", None)
-                text = f"{error.code}: {error.message}" if error is not None and error.message else str(exc)
-                raise _Refused(exc.status_code, text.strip().splitlines()[0][:300]) from exc
-            raise
+    except ProviderError as exc:
+        if exc.status in (400, 403, 404):
+            text = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+            raise _Refused(exc.status, text.strip().splitlines()[0][:300]) from exc
+        raise
 
 
 def _list(clients: AzureClients, monitor: Any, uri: str, window: Window, period: timedelta, interval: str,
@@ -196,9 +204,9 @@ def _list(clients: AzureClients, monitor: Any, uri: str, window: Window, period:
     """``Metrics - List`` over the window, one call per 30-day chunk; the metrics of every chunk."""
     out: list[Any] = []
     for start, end in _chunks(window, period):
-        answer = _call(clients, "monitor.Metrics.List", monitor.metrics.list, uri, timespan=f"{_iso(start)}/{_iso(end)}",
-                       interval=interval, metricnames=",".join(names), aggregation=aggregation,
-                       metricnamespace=namespace, filter=filter, top=top)
+        answer = _call(clients, "monitor.Metrics.List", monitor.metrics.list, uri,
+                       timespan=f"{_iso(start)}/{_iso(end)}", interval=interval, metricnames=",".join(names),
+                       aggregation=aggregation, metricnamespace=namespace, filter=filter, top=top)
         out.extend(answer.value or [])
     return out
 
@@ -207,7 +215,8 @@ def _definitions(clients: AzureClients, monitor: Any, uri: str) -> dict[str, set
     """``{metric name: {dimension names}}`` of the VM's Telegraf GPU namespace (lower-cased dimensions)."""
     found = _call(clients, "monitor.MetricDefinitions.List",
                   lambda: list(monitor.metric_definitions.list(uri, metricnamespace=GPU_NAMESPACE)))
-    return {d.name.value: {x.value.lower() for x in (d.dimensions or [])} for d in found if d.name is not None}
+    return {str(d.name.value).lower(): {str(x.value).lower() for x in (d.dimensions or [])}
+            for d in found if d.name is not None}
 
 
 def _chunks(window: Window, period: timedelta) -> Iterator[tuple[datetime, datetime]]:
@@ -277,8 +286,7 @@ def _frame(cols: dict[str, list[np.ndarray]]) -> pd.DataFrame:
     keys = ["resource", "gpu", "metric", "ts"]
     if frame.duplicated(keys).any():
         frame = frame.groupby(keys, observed=True, sort=False, as_index=False)["value"].max()
-        frame = usage_frame(frame["resource"].astype(str).to_numpy(), frame["gpu"], frame["metric"].astype(str).to_numpy(),
-                            frame["ts"], frame["value"])
+        frame = _rebuilt(frame)
     return frame
 
 
@@ -297,8 +305,13 @@ def _coarsen(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
         parts.append(grouped["value"].agg(how))
     rest = frame[~frame["metric"].isin([m.value for m in COARSER])]
     merged = pd.concat([rest, *parts], ignore_index=True)
-    return usage_frame(merged["resource"].astype(str).to_numpy(), merged["gpu"], merged["metric"].astype(str).to_numpy(),
-                       merged["ts"], merged["value"])
+    return _rebuilt(merged)
+
+
+def _rebuilt(frame: pd.DataFrame) -> pd.DataFrame:
+    """The canonical frame again after a groupby (categories and dtypes restored)."""
+    return usage_frame(frame["resource"].astype(str).to_numpy(), frame["gpu"], frame["metric"].astype(str).to_numpy(),
+                       frame["ts"], frame["value"])
 
 
 def _refused_gap(res: Resource, region: str, exc: _Refused) -> Gap:

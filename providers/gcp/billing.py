@@ -49,7 +49,7 @@ KINDS = ("standard", "detailed", "focus")
 TABLE_HINT = ("set the BigQuery billing export table as project.dataset.table, e.g. "
               "my-project.billing.gcp_billing_export_resource_v1_<ACCOUNT> (Billing > Billing export > "
               "BigQuery export; the detailed export gives per-VM costs)")
-_TABLE = re.compile(r"^`?(?P<project>[A-Za-z0-9][A-Za-z0-9.:-]*)[.:](?P<dataset>\w+)\.(?P<table>[\w-]+)`?$")
+_TABLE = re.compile(r"^`?(?P<project>(?:[A-Za-z0-9.-]+:)?[A-Za-z0-9-]+)[.:](?P<dataset>\w+)\.(?P<table>[\w-]+)`?$")
 _PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")  # project ids, domain-scoped ones included
 
 #: Column expressions per export kind (``{labels}`` is the repeated key/value column of system labels).

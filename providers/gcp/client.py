@@ -221,6 +221,9 @@ def translated(operation: str, where: str) -> Iterator[None]:
         raise ProviderError(f"{place}: {_first_line(exc)}", code=str(exc.code)) from exc
     except gexc.GoogleAPIError as exc:
         raise ProviderError(f"{place}: {_first_line(exc)}") from exc
+    except google.auth.exceptions.InvalidOperation as exc:  # a 401 answered to anonymous credentials
+        raise AuthError(f"{place}: the endpoint refused the request as unauthenticated (anonymous credentials "
+                        "cannot be refreshed)", hint=AUTH_HINT) from exc
     except google.auth.exceptions.DefaultCredentialsError as exc:
         raise AuthError(f"{place}: no Application Default Credentials found", hint=AUTH_HINT) from exc
     except google.auth.exceptions.GoogleAuthError as exc:
@@ -343,6 +346,14 @@ class GcpClients:
 
         return self._cached(("bigquery", project), lambda: bigquery.Client(
             project=project, credentials=self.credentials, client_options=self._options("bigquery")))
+
+    def storage(self, project: str | None = None) -> Any:
+        """``storage.Client`` for reading billing files from Cloud Storage."""
+        from google.cloud import storage
+
+        return self._cached(("storage", project or ""), lambda: storage.Client(
+            project=project or (self.configured_projects[0] if self.configured_projects else None),
+            credentials=self.credentials, client_options=self._options("storage")))
 
     def projects_client(self) -> Any:
         from google.cloud import resourcemanager_v3

@@ -21,7 +21,13 @@ from typing import Any
 
 from providers.errors import NotFound
 from providers.gcp.client import GcpClients, translated
-from providers.gcp.inventory import PAGE_SIZE, instance_type_name, last, machine_types, zone_region
+from providers.gcp.inventory import (
+    PAGE_SIZE,
+    instance_type_name,
+    last,
+    machine_types,
+    zone_region,
+)
 from providers.model import Cloud, Group, Resource, ResourceRef, ScheduledCapacity
 
 log = logging.getLogger(__name__)
@@ -40,7 +46,7 @@ def _aggregated(clients: GcpClients, kind: str, operation: str, project: str, ke
                                        retry=clients.retry, timeout=clients.timeout)
         for page in pager.pages:
             clients.count(operation)
-            for _, scoped in page.items.items():
+            for scoped in page.items.values():
                 out.extend(getattr(scoped, key))
     return out
 
@@ -110,8 +116,8 @@ def _group(clients: GcpClients, project: str, mig: Any, autoscalers: Mapping[tup
 
 def _members(clients: GcpClients, project: str, mig: Any) -> list[str]:
     zonal = bool(mig.zone)
-    kind, operation = (("InstanceGroupManagersClient", "compute.InstanceGroupManagers.ListManagedInstances") if zonal
-                       else ("RegionInstanceGroupManagersClient", "compute.RegionInstanceGroupManagers.ListManagedInstances"))
+    prefix = "" if zonal else "Region"
+    kind, operation = f"{prefix}InstanceGroupManagersClient", f"compute.{prefix}InstanceGroupManagers.ListManagedInstances"
     request = {"project": project, "instance_group_manager": mig.name, "max_results": PAGE_SIZE,
                ("zone" if zonal else "region"): last(mig.zone or mig.region)}
     names: list[str] = []

@@ -25,7 +25,14 @@ from typing import Any
 from providers.catalog import PriceCatalog
 from providers.gcp.client import GcpClients, translated
 from providers.hardware import gpu_model
-from providers.model import Accelerators, Cloud, PricingModel, Resource, ResourceRef, ResourceState
+from providers.model import (
+    Accelerators,
+    Cloud,
+    PricingModel,
+    Resource,
+    ResourceRef,
+    ResourceState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +208,7 @@ def list_instances(clients: GcpClients, project: str, catalog: PriceCatalog) -> 
                                        retry=clients.retry, timeout=clients.timeout)
         for page in pager.pages:
             clients.count("compute.Instances.AggregatedList")
-            for _, scoped in page.items.items():
+            for scoped in page.items.values():
                 raw.extend(scoped.instances)
     shapes = machine_types(clients, project).shapes_for({last(i.machine_type) for i in raw}) if raw else {}
     out = [_resource(project, inst, shapes, catalog) for inst in raw]
@@ -247,7 +254,7 @@ def _time(text: str) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
     except ValueError:
         return None
     return value if value.tzinfo else None

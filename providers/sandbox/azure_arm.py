@@ -12,8 +12,9 @@ Subscriptions 2016-06-01, Autoscale Settings 2022-10-01) and shaped on recorded 
   group list, ``GET`` one VM (``$expand=instanceView``), ``.../instanceView``; ``POST`` ``deallocate``,
   ``start``, ``powerOff``; ``PATCH``/``PUT`` (resize through ``hardwareProfile.vmSize``, tags).
 - Scale sets: list (subscription / resource group), ``GET``, ``PATCH`` (``sku.capacity``, ``sku.name``),
-  ``GET .../virtualMachineScaleSets/{n}/virtualMachines`` (Uniform members; ``$expand=instanceView``).
-  Flexible members are ordinary VMs carrying ``properties.virtualMachineScaleSet.id``.
+  ``GET .../virtualMachineScaleSets/{n}/virtualMachines`` (Uniform members; ``$expand=instanceView``), a
+  member's ``GET`` and ``deallocate``/``start``/``powerOff``. Flexible members are ordinary VMs carrying
+  ``properties.virtualMachineScaleSet.id``; scaling in removes the highest instance ids first.
 - ``GET .../providers/Microsoft.Compute/skus`` (one item per size and location, capabilities ``vCPUs``,
   ``MemoryGB``, ``GPUs``, restrictions ``NotAvailableForSubscription``; ``$filter=location eq 'x'``).
 - ``GET .../providers/Microsoft.Insights/autoscalesettings`` (list by subscription).
@@ -23,6 +24,18 @@ Subscriptions 2016-06-01, Autoscale Settings 2022-10-01) and shaped on recorded 
   ``InProgress`` for ``lro_polls`` polls, then ``Succeeded``; the change lands at completion (until then
   the VM shows the transitional power state: deallocating, stopping, starting).
 - Every list pages by ``page_size`` with an absolute ``nextLink`` (``$skiptoken``) to this server.
+- Resizes (VM ``hardwareProfile.vmSize``, scale set ``sku.name``) are allowed in any power state and
+  recorded in ``resizes`` with the power state at the time; a size the location does not sell (or
+  marks NotAvailableForSubscription) is refused with 409 OperationNotAllowed, as Azure refuses a size
+  the VM's location or cluster lacks. ``powerOff`` of a deallocated VM is 409, a second operation on a
+  resource whose first is still running is 409.
+
+Seeding (plain Python, before or while serving): ``add_subscription``, ``add_resource_group``,
+``add_vm``, ``add_scale_set``, ``add_autoscale_setting``, ``add_sku``, ``restrict_sku``, ``add_client``
+(checked client secret), ``forbid`` (403 on a subscription), ``set_power_state`` (an eviction, a guest
+shutdown), ``fail_next`` (any status, e.g. 429, 500). Reading: ``vm``, ``vms``, ``power_state``,
+``scale_set``, ``scale_set_members``, ``resizes``, ``tokens_issued``, ``count``/``requests``;
+``complete_operations`` finishes operations nobody polled.
 - Errors ``{"error": {"code", "message"}}``: 401 AuthenticationFailed / InvalidAuthenticationToken,
   403 AuthorizationFailed (``forbid(subscription)``), 404 SubscriptionNotFound / ResourceGroupNotFound /
   ResourceNotFound, 409 OperationNotAllowed, 429 TooManyRequests with ``Retry-After`` (``fail_next``).
@@ -44,7 +57,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
-from urllib.parse import parse_qs, unquote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from providers.sandbox.json_server import JsonApiServer, Request, Response
 
@@ -192,7 +205,7 @@ def _iso(value: datetime) -> str:
 
 
 class AzureArmEmulator(JsonApiServer):
-    """Azure Resource Manager on ``https://127.0.0.1:PORT``; seed it with ``add_*``, read it with ``vm``/``scale_set``."""
+    """Azure Resource Manager on ``https://127.0.0.1:PORT``: seed with ``add_*``, read with ``vm``/``scale_set``."""
 
     name = "azure-arm"
 
@@ -284,7 +297,8 @@ class AzureArmEmulator(JsonApiServer):
 
     def add_autoscale_setting(self, subscription: str, resource_group: str, name: str, target_id: str,
                               minimum: int, maximum: int, default: int, *, enabled: bool = True,
-                              location: str = "eastus", extra_profiles: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+                              location: str = "eastus",
+                              extra_profiles: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
         """An Azure Monitor autoscale setting on ``target_id`` (a scale set's ARM id).
 
         The first profile carries ``minimum``/``maximum``/``default``; ``extra_profiles`` are raw
@@ -295,7 +309,8 @@ class AzureArmEmulator(JsonApiServer):
         profiles = [{"name": "Auto created default scale condition", "rules": [],
                      "capacity": {"minimum": str(minimum), "maximum": str(maximum), "default": str(default)}},
                     *extra_profiles]
-        rid = f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/microsoft.insights/autoscalesettings/{name}"
+        rid = (f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/microsoft.insights/"
+               f"autoscalesettings/{name}")
         item = {"id": rid, "name": name, "type": "Microsoft.Insights/autoscaleSettings", "location": location,
                 "tags": {}, "properties": {"profiles": profiles, "enabled": enabled, "name": name, "notifications": [],
                                            "targetResourceUri": target_id, "targetResourceLocation": location}}
@@ -527,7 +542,8 @@ class AzureArmEmulator(JsonApiServer):
     def _provider_routes(self, request: Request, sub: str, rest: list[str], low: list[str]) -> Response:
         namespace, kind = low[1], low[2:]
         if namespace == "microsoft.insights" and kind == ["autoscalesettings"] and request.method == "GET":
-            items = [a for a in self._autoscale.values() if a["id"].lower().startswith(f"/subscriptions/{sub.lower()}/")]
+            scope = f"/subscriptions/{sub.lower()}/"
+            items = [a for a in self._autoscale.values() if a["id"].lower().startswith(scope)]
             return self._page(request, items)
         if namespace != "microsoft.compute" or request.method != "GET":
             raise ArmError(404, "NoRegisteredProviderFound", f"No route for {request.method} {request.path}")
@@ -554,14 +570,15 @@ class AzureArmEmulator(JsonApiServer):
             if vm is None and not (len(low) == 2 and method == "PUT"):
                 raise ArmError(404, "ResourceNotFound", f"The Resource '{COMPUTE}/virtualMachines/{rest[1]}' under "
                                                         f"resource group '{rg}' was not found.")
-            if len(low) == 2 and method == "GET":
-                expand = (request.arg("$expand") or "").lower() == "instanceview"
-                return Response(200, self._vm_json(vm, expand))  # type: ignore[arg-type]
             if len(low) == 2 and method in ("PATCH", "PUT"):
                 return self._update_vm(request, sub, rg, rest[1], vm)
-            if low[2:] == ["instanceview"] and method == "GET" and vm is not None:
+            assert vm is not None
+            if len(low) == 2 and method == "GET":
+                expand = (request.arg("$expand") or "").lower() == "instanceview"
+                return Response(200, self._vm_json(vm, expand))
+            if low[2:] == ["instanceview"] and method == "GET":
                 return Response(200, self._vm_properties(vm, True)["instanceView"])
-            if len(low) == 3 and method == "POST" and vm is not None:
+            if len(low) == 3 and method == "POST":
                 return self._vm_action(request, vm, low[2])
         if low[0] == "virtualmachinescalesets" and len(low) >= 2:
             ss = self._sets.get(_rid(sub, rg, "virtualMachineScaleSets", rest[1]).lower())
@@ -618,7 +635,7 @@ class AzureArmEmulator(JsonApiServer):
         if skip + self.page_size < len(items):
             query = {k: v[0] for k, v in request.query.items() if k != "$skiptoken"}
             query["$skiptoken"] = str(skip + self.page_size)
-            body["nextLink"] = f"{request.base_url}{request.path}?{urlencode(query)}"
+            body["nextLink"] = f"{request.base_url}{request.path}?{urlencode(query, safe='$', quote_via=quote)}"
         return Response(200, body)
 
     def _list_vms(self, request: Request, vms: list[_Vm]) -> Response:
@@ -670,8 +687,10 @@ class AzureArmEmulator(JsonApiServer):
             if op.polls > self.lro_polls:
                 self._finish(op)
         if (request.arg("monitor") or "").lower() == "true":  # the Location URL: 202 until done, then 200
-            return Response(200 if op.ended else 202, None if op.ended else {}, {} if op.ended else {
-                "Location": f"{request.base_url}{request.path}?{urlencode({k: v[0] for k, v in request.query.items()})}"})
+            if op.ended:
+                return Response(200, None)
+            query = urlencode({k: v[0] for k, v in request.query.items()})
+            return Response(202, {}, {"Location": f"{request.base_url}{request.path}?{query}"})
         body: dict[str, Any] = {"startTime": _iso(op.started), "status": "Succeeded" if op.ended else "InProgress",
                                 "name": op.id}
         if op.ended:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,10 +68,7 @@ VM_METRICS: dict[str, tuple[str, str, str]] = {
     "Network In Total": ("Bytes", "Total", "Bytes received on all network interfaces"),
     "Network Out Total": ("Bytes", "Total", "Bytes sent on all network interfaces"),
     "Network In": ("Bytes", "Total", "Billable bytes received on all network interfaces"),
-    "Network Out": ("Bytes", "Total", "Billable bytes sent on all network interfaces"),
     "Available Memory Bytes": ("Bytes", "Average", "Memory immediately available for allocation"),
-    "Disk Read Bytes": ("Bytes", "Total", "Bytes read from disk"),
-    "Disk Write Bytes": ("Bytes", "Total", "Bytes written to disk"),
 }
 _TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<word>[^\s']+))")
 
@@ -97,14 +95,15 @@ class _Metric:
 
 
 def _to_arrays(points: Any) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(points, tuple) and len(points) == 2 and not isinstance(points[0], (datetime, pd.Timestamp)):
+    """``[(t, v), ...]`` or ``(timestamps, values)`` as (epoch seconds, floats); the second element of the
+    pair form holds a timestamp, the values of the arrays form do not."""
+    stamp = (datetime, pd.Timestamp, np.datetime64)
+    if isinstance(points, tuple) and len(points) == 2 and not any(isinstance(x, stamp) for x in points[1]):
         stamps, values = points
     else:
         pairs = list(points)
         stamps, values = [p[0] for p in pairs], [p[1] for p in pairs]
-    index = pd.DatetimeIndex(pd.to_datetime(list(stamps) if not isinstance(stamps, pd.DatetimeIndex) else stamps,
-                                            utc=True))
-    ts = (index.as_unit("s").asi8 if len(index) else np.array([], dtype=np.int64)).astype(np.int64)
+    ts = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True)).as_unit("s").asi8.astype(np.int64)
     vals = np.asarray(values, dtype=np.float64)
     if len(ts) != len(vals):
         raise ValueError(f"{len(ts)} timestamps but {len(vals)} values")
@@ -125,38 +124,31 @@ def parse_filter(text: str) -> list[tuple[str, list[str]]]:
 
     ``or`` may only join values of one dimension, as the reference's "invalid variant" example says.
     """
-    tokens: list[tuple[str, str]] = []
-    for m in _TOKEN.finditer(text.strip()):
-        tokens.append(("str", m["str"][1:-1].replace("''", "'")) if m["str"] is not None else ("word", m["word"]))
+    tokens = [("str", m["str"][1:-1].replace("''", "'")) if m["str"] is not None else ("word", m["word"])
+              for m in _TOKEN.finditer(text.strip())]
     clauses: dict[str, list[str]] = {}
-    pos = 0
-    while pos < len(tokens):
-        group: list[tuple[str, str]] = []
-        while True:
-            if pos + 3 > len(tokens):
+    for conjunct in _split(tokens, "and"):
+        pairs = []
+        for term in _split(conjunct, "or"):
+            if len(term) != 3 or term[0][0] != "word" or term[2][0] != "str":
                 raise MetricsError(f"Invalid $filter: {text!r}")
-            (k1, dim), (k2, op), (k3, value) = tokens[pos:pos + 3]
-            if k1 != "word" or k3 != "str":
-                raise MetricsError(f"Invalid $filter: {text!r}")
-            if op.lower() != "eq":
-                raise MetricsError(f"Invalid $filter: operator {op!r} is not supported here (use eq)")
-            group.append((dim.lower(), value))
-            pos += 3
-            if pos < len(tokens) and tokens[pos] == ("word", "or"):
-                pos += 1
-                continue
-            break
-        if len({d for d, _ in group}) > 1:
+            if term[1][1].lower() != "eq":
+                raise MetricsError(f"Invalid $filter: operator {term[1][1]!r} is not supported here (use eq)")
+            pairs.append((term[0][1].lower(), term[2][1]))
+        if len({d for d, _ in pairs}) > 1:
             raise MetricsError("Invalid $filter: the logical or operator cannot separate two different metadata names")
-        dim = group[0][0]
-        clauses.setdefault(dim, []).extend(v for _, v in group)
-        if pos < len(tokens):
-            if tokens[pos] != ("word", "and"):
-                raise MetricsError(f"Invalid $filter: unexpected {tokens[pos][1]!r}")
-            pos += 1
-            if pos >= len(tokens):
-                raise MetricsError(f"Invalid $filter: {text!r}")
+        clauses.setdefault(pairs[0][0], []).extend(v for _, v in pairs)
     return list(clauses.items())
+
+
+def _split(tokens: list[tuple[str, str]], word: str) -> list[list[tuple[str, str]]]:
+    parts: list[list[tuple[str, str]]] = [[]]
+    for token in tokens:
+        if token[0] == "word" and token[1].lower() == word:
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return parts
 
 
 class AzureMonitorExtension:
@@ -195,11 +187,11 @@ class AzureMonitorExtension:
                     return
             metric.series.append(_Series(dims, ts, vals))
 
-    def add_gpu_series(self, resource_id: str, gpu: int, field_name: str, points: Any, *, model: str = "NVIDIA A100 80GB PCIe",
-                       host: str | None = None, unit: str | None = None) -> None:
+    def add_gpu_series(self, resource_id: str, gpu: int, field_name: str, points: Any, *,
+                       model: str = "NVIDIA A100 80GB PCIe", host: str | None = None, unit: str | None = None) -> None:
         """One GPU's series as Telegraf's nvidia_smi input + azure_monitor output publish it."""
-        dims = {"index": str(gpu), "name": model, "uuid": f"GPU-{abs(hash((resource_id.lower(), gpu))) % 10**12:012d}",
-                "pstate": "P0", "compute_mode": "Default"}
+        gpu_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"{resource_id.lower()}#{gpu}")
+        dims = {"index": str(gpu), "name": model, "uuid": f"GPU-{gpu_uuid}", "pstate": "P0", "compute_mode": "Default"}
         if host:
             dims["host"] = host
         default_unit = {"utilization_gpu": "Percent", "power_draw": "Count"}.get(field_name, "Count")
@@ -247,14 +239,10 @@ class AzureMonitorExtension:
         with self._lock:
             if rid in self._locations or any(key[0] == rid for key in self._metrics):
                 return True
-        check = getattr(arm, "power_state", None)  # the ARM emulator's VM lookup (KeyError when absent)
-        if not callable(check):
-            return False
-        try:
-            check(resource_id)
+        try:  # the ARM emulator's VM lookup raises KeyError for an unknown VM
+            return callable(getattr(arm, "power_state", None)) and bool(arm.power_state(resource_id))
         except KeyError:
             return False
-        return True
 
     # -- answers -----------------------------------------------------------------------------
     def _catalog(self, resource_id: str, namespace: str) -> tuple[dict[str, _Metric], bool]:
@@ -279,7 +267,8 @@ class AzureMonitorExtension:
         aggs = [a.strip().lower() for a in (request.arg("aggregation") or "").split(",") if a.strip()]
         bad = [a for a in aggs if a not in AGGREGATIONS]
         if bad:
-            raise MetricsError(f"Invalid aggregation type(s): {','.join(bad)}; valid: Average,Minimum,Maximum,Total,Count")
+            raise MetricsError(f"Invalid aggregation type(s): {','.join(bad)}; "
+                               "valid: Average,Minimum,Maximum,Total,Count")
         filter_text = request.arg("$filter")
         clauses = parse_filter(filter_text) if filter_text else []
         top = int(request.arg("top") or DEFAULT_TOP)
@@ -369,7 +358,8 @@ class AzureMonitorExtension:
         return {"value": out}
 
 
-def _aggregate(series: Iterable[_Series], base: int, stop: int, grain: int, aggs: Sequence[str]) -> list[dict[str, Any]]:
+def _aggregate(series: Iterable[_Series], base: int, stop: int, grain: int,
+               aggs: Sequence[str]) -> list[dict[str, Any]]:
     n = max(1, -(-(stop - base) // grain))
     series = list(series)
     ts = np.concatenate([s.ts for s in series] or [np.array([], dtype=np.int64)])

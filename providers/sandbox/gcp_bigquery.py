@@ -20,16 +20,20 @@ The SQL subset, executed by DuckDB after this translation (keep queries inside i
 backticks (```project.dataset.table``` or ```dataset.table``` in the job's project); ``@name`` and ``?``
 parameters of types STRING, INT64, FLOAT64, NUMERIC, BOOL, TIMESTAMP, DATE, DATETIME and ARRAY of
 those; ``TIMESTAMP '...'`` / ``TIMESTAMP('...')`` literals (offsets honoured, UTC when absent); CAST to
-NUMERIC (-> DECIMAL(38,9)), BIGNUMERIC, FLOAT64, INT64, STRING, BOOL; ``UNNEST(array) AS alias`` (and
-an unaliased ``FROM UNNEST(records)`` whose fields become columns); ``CAST(ts AS DATE)``, ``IFNULL``,
-``COALESCE``, ``LIKE``, ``LOWER``/``UPPER``, ``STARTS_WITH``, scalar subqueries, ``WITH``, ``GROUP BY``
-ordinals. Not emulated: ``_PARTITIONTIME``, INFORMATION_SCHEMA, legacy SQL, unquoted table names.
+NUMERIC (-> DECIMAL(38,9)), BIGNUMERIC, FLOAT64, INT64, STRING, BOOL; ``UNNEST(array) AS alias``,
+``x IN UNNEST(array)`` (and an unaliased ``FROM UNNEST(records)`` whose fields become columns);
+``CAST(ts AS DATE)``, ``IFNULL``, ``COALESCE``, ``LIKE``, ``LOWER``/``UPPER``, ``STARTS_WITH``, scalar
+subqueries, window functions, ``WITH``, ``GROUP BY`` ordinals. Only queries (SELECT / WITH) run. Not
+emulated: ``_PARTITIONTIME``, INFORMATION_SCHEMA, legacy SQL, unquoted table names, ``dryRun``, STRUCT
+parameters, jobs still running; jobs.insert refuses a bad query at once (BigQuery answers a DONE job
+carrying ``status.errorResult``).
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import json
 import re
 import threading
 import time
@@ -123,7 +127,7 @@ def _utc_naive(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if not isinstance(value, datetime):
-        raise ValueError(f"not a timestamp: {value!r}")
+        raise TypeError(f"not a timestamp: {value!r}")
     if value.tzinfo is None:
         raise ValueError(f"naive timestamp {value.isoformat()}: give UTC-aware times")
     return value.astimezone(timezone.utc).replace(tzinfo=None)
@@ -133,37 +137,37 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _literal(f: Mapping[str, Any], value: Any, repeated: bool | None = None) -> str:
-    """``value`` as a DuckDB literal of the field's type (dicts for RECORDs, lists for REPEATED)."""
+def _plain(f: Mapping[str, Any], value: Any, repeated: bool | None = None) -> Any:
+    """``value`` as JSON for DuckDB's JSON -> typed cast (dicts for RECORDs, lists for REPEATED)."""
     t = f["type"].upper()
     if repeated is None:
         repeated = f.get("mode") == "REPEATED"
     if repeated:
         if value is None:
-            value = []
+            return []
         if isinstance(value, Mapping) and [c["name"] for c in f.get("fields", ())][:2] == ["key", "value"]:
             value = [{"key": k, "value": v} for k, v in value.items()]  # labels given as a plain dict
-        return f"CAST([{', '.join(_literal(f, v, False) for v in value)}] AS {_duck_type(f)})"
+        return [_plain(f, v, False) for v in value]
     if value is None:
-        return "NULL"
+        return None
     if t in ("RECORD", "STRUCT"):
         unknown = set(value) - {c["name"] for c in f["fields"]}
         if unknown:
             raise ValueError(f"{f['name']}: unknown field(s) {', '.join(sorted(unknown))}")
-        return "{" + ", ".join(f"'{c['name']}': {_literal(c, value.get(c['name']))}" for c in f["fields"]) + "}"
+        return {c["name"]: _plain(c, value.get(c["name"])) for c in f["fields"]}
     if t in ("TIMESTAMP", "DATETIME"):
-        return f"TIMESTAMP '{_utc_naive(value).isoformat(sep=' ')}'"
+        return _utc_naive(value).isoformat(sep=" ")
     if t == "DATE":
-        return f"DATE '{value if isinstance(value, str) else value.isoformat()}'"
+        return value if isinstance(value, str) else value.isoformat()
     if t in ("FLOAT", "FLOAT64"):
-        return f"CAST('{float(value)!r}' AS DOUBLE)"
+        return float(value)
     if t in ("NUMERIC", "BIGNUMERIC"):
-        return f"CAST('{Decimal(str(value))}' AS {_DUCK[t]})"
+        return str(Decimal(str(value)))  # a string: exact digits
     if t in ("INTEGER", "INT64"):
-        return str(int(value))
+        return int(value)
     if t in ("BOOLEAN", "BOOL"):
-        return "TRUE" if value else "FALSE"
-    return _quote(str(value))
+        return bool(value)
+    return str(value)
 
 
 @dataclass
@@ -211,7 +215,7 @@ class GcpBigQueryEmulator(JsonApiServer):
         super().__init__()
         self.page_size = page_size
         self.location = location
-        self._db = duckdb.connect()
+        self._db: duckdb.DuckDBPyConnection | None = duckdb.connect()
         self._db.execute("SET TimeZone='UTC'")
         self._tables: dict[str, _Table] = {}
         self._jobs: dict[tuple[str, str], _Job] = {}
@@ -233,13 +237,15 @@ class GcpBigQueryEmulator(JsonApiServer):
             unknown = set(row) - names
             if unknown:
                 raise ValueError(f"{tbl.full}: unknown column(s) {', '.join(sorted(unknown))}")
-            values.append("(" + ", ".join(_literal(f, row.get(f["name"])) for f in fields) + ")")
+            values.append({f["name"]: _plain(f, row.get(f["name"])) for f in fields})
         ident = f'"{tbl.full}"'
+        columns = ", ".join(f'"{f["name"]}" {_duck_type(f)}' for f in fields)
         with self._db_lock:
-            self._db.execute(f"CREATE OR REPLACE TABLE {ident} ("
-                             + ", ".join(f'"{f["name"]}" {_duck_type(f)}' for f in fields) + ")")
-            for start in range(0, len(values), 500):
-                self._db.execute(f"INSERT INTO {ident} VALUES " + ", ".join(values[start:start + 500]))
+            db = self._database()
+            db.execute(f"CREATE OR REPLACE TABLE {ident} ({columns})")
+            for start in range(0, len(values), 20_000):  # JSON cast to typed rows: ~100k rows/s
+                db.execute(f"INSERT INTO {ident} SELECT s.* FROM (SELECT UNNEST(CAST(CAST(? AS JSON) AS "
+                           f"STRUCT({columns})[])) AS s)", [json.dumps(values[start:start + 20_000])])
         tbl.rows = len(values)
         with self._lock:
             self._tables[tbl.full.lower()] = tbl
@@ -311,7 +317,14 @@ class GcpBigQueryEmulator(JsonApiServer):
         """Stop serving and drop the tables (the DuckDB database is closed)."""
         super().stop()
         with self._db_lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None  # freed now, not at interpreter exit
+
+    def _database(self) -> duckdb.DuckDBPyConnection:
+        if self._db is None:
+            raise RuntimeError(f"{self.name} stopped: its tables are gone")
+        return self._db
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         return _error(status, _REASON.get(status, "invalid"), message)
@@ -381,23 +394,26 @@ class GcpBigQueryEmulator(JsonApiServer):
         if config.get("useLegacySql"):
             raise QueryError(400, "invalidQuery", "Legacy SQL is not emulated; set useLegacySql=false")
         sql, tables = self._translate(str(config.get("query", "")), project)
+        if not re.match(r"\s*\(*\s*(SELECT|WITH)\b", sql, flags=re.I):
+            raise QueryError(400, "invalidQuery", "Only queries (SELECT / WITH) are emulated")
         where = location
         for name in tables:
             where = self._table(name, where).location
         params = _parameters(config.get("queryParameters") or [])
         with self._db_lock:
             try:
-                rel = self._db.sql(sql, params=params) if params else self._db.sql(sql)
+                db = self._database()
+                rel = db.sql(sql, params=params) if params else db.sql(sql)
                 names, types = list(rel.columns), list(rel.types)
                 rows = rel.fetchall() if "TIME ZONE" not in " ".join(map(str, types)) else rel.project(
                     ", ".join(f'CAST("{n}" AS TIMESTAMP) AS "{n}"' if "TIME ZONE" in str(t) else f'"{n}"'
-                              for n, t in zip(names, types))).fetchall()
+                              for n, t in zip(names, types, strict=True))).fetchall()
             except duckdb.CatalogException as exc:
                 raise QueryError(404, "notFound", f"Not found: {_first(exc)}") from exc
             except duckdb.Error as exc:
                 raise QueryError(400, "invalidQuery", _first(exc)) from exc
         job = _Job(project, job_id or f"emulated_job_{next(self._ids)}", where or self.location,
-                   str(config.get("query", "")), [_bq_field(n, t) for n, t in zip(names, types)], rows)
+                   str(config.get("query", "")), [_bq_field(n, t) for n, t in zip(names, types, strict=True)], rows)
         with self._lock:
             self._jobs[(project, job.job_id)] = job
         return job
@@ -433,6 +449,8 @@ class GcpBigQueryEmulator(JsonApiServer):
                          ("STRING", "VARCHAR"), ("BOOL", "BOOLEAN")):
             code = re.sub(rf"(\bAS\s+){bq}\b", rf"\g<1>{duck}", code, flags=re.I)
         code = re.sub(r"@(\w+)", r"$\1", code)
+        code = re.sub(r"\bIN\s+UNNEST\s*\(\s*(\$\w+|\?|[A-Za-z_][\w.]*)\s*\)", r"IN (SELECT UNNEST(\1))", code,
+                      flags=re.I)
         code = re.sub(r"\bUNNEST\s*\(\s*([A-Za-z_][\w.]*)\s*\)(?=\s*(?:\)|,|$|(?:WHERE|GROUP|ORDER|LIMIT|JOIN|"
                       r"CROSS|LEFT|INNER|ON|UNION|HAVING|WINDOW|QUALIFY)\b))",
                       r"(SELECT UNNEST(\1, recursive := true))", code, flags=re.I)
@@ -537,7 +555,7 @@ def _bq_field(name: str, t: Any) -> dict[str, Any]:
 
 
 def _encode_row(fields: list[dict[str, Any]], row: Sequence[Any], int64: bool) -> dict[str, Any]:
-    return {"f": [{"v": _encode(f, v, int64)} for f, v in zip(fields, row)]}
+    return {"f": [{"v": _encode(f, v, int64)} for f, v in zip(fields, row, strict=True)]}
 
 
 def _encode(f: Mapping[str, Any], value: Any, int64: bool, element: bool = False) -> Any:

@@ -99,8 +99,7 @@ def _builtin_machine_types() -> list[tuple[str, int, int, tuple[tuple[str, int],
 
 
 def _ts(value: datetime) -> str:
-    text = value.astimezone(_PACIFIC).isoformat(timespec="milliseconds")
-    return text
+    return value.astimezone(_PACIFIC).isoformat(timespec="milliseconds")
 
 
 def _region(zone: str) -> str:
@@ -125,6 +124,8 @@ def _offset(token: str | None) -> int:
 
 
 class ApiError(Exception):
+    """An answer in the API's error shape (raised inside a route)."""
+
     def __init__(self, status: int, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.reason = status, message, reason
@@ -139,6 +140,8 @@ def error_body(status: int, message: str, reason: str | None = None) -> dict[str
 
 
 class _Operation:
+    """A zonal Operation: RUNNING for ``polls`` get/wait calls, then DONE with ``finish`` applied."""
+
     def __init__(self, body: dict[str, Any], polls: int, finish: Callable[[], None]) -> None:
         self.body, self.polls, self.finish = body, polls, finish
 
@@ -156,17 +159,22 @@ class _Operation:
 class GcpComputeEmulator(JsonApiServer):
     """Compute Engine + Resource Manager on 127.0.0.1; a context manager or ``start()``/``stop()``.
 
-    ``page_size`` caps every page; ``operation_polls`` is how many get/wait calls an operation answers
-    RUNNING before DONE (0: DONE in the answer to the mutation itself); ``now`` stamps timestamps.
+    ``page_size`` caps every page; ``types_page_size`` the pages of machine and accelerator types (hundreds
+    of entries: pages of 3 would cost a test seconds of SDK overhead, ~15 ms a request); ``operation_polls``
+    is how many get/wait calls an operation answers RUNNING before DONE (0: DONE in the answer to the
+    mutation itself); ``zones`` the zones known (built-in types are offered in these only); ``now`` stamps
+    timestamps.
     """
 
     name = "gcp-compute-emulator"
     content_type = "application/json; charset=UTF-8"
 
-    def __init__(self, *, page_size: int = 3, operation_polls: int = 0, zones: Sequence[str] = DEFAULT_ZONES,
-                 builtin_types: bool = True, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, *, page_size: int = 3, types_page_size: int = 100, operation_polls: int = 0,
+                 zones: Sequence[str] = DEFAULT_ZONES, builtin_types: bool = True,
+                 now: Callable[[], datetime] | None = None) -> None:
         super().__init__()
         self.page_size = page_size
+        self.types_page_size = types_page_size
         self.operation_polls = operation_polls
         self._now = now or (lambda: datetime.now(timezone.utc))
         self._ids = itertools.count(1)
@@ -179,6 +187,8 @@ class GcpComputeEmulator(JsonApiServer):
         self.migs: dict[tuple[str, str, str], dict[str, Any]] = {}  # (project, "zones/z"|"regions/r", name)
         self.autoscalers: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.operations: dict[tuple[str, str, str], _Operation] = {}
+        #: MIG member selfLink -> ``currentAction`` listManagedInstances shows (default NONE), e.g. DELETING.
+        self.member_actions: dict[str, str] = {}
         self._denied: dict[str, tuple[int, str, str]] = {}
         if builtin_types:
             for name, cpus, mem, accels, type_zones in _builtin_machine_types():
@@ -283,7 +293,8 @@ class GcpComputeEmulator(JsonApiServer):
                 "canIpForward": False,
                 "networkInterfaces": [{"kind": "compute#networkInterface", "name": "nic0", "networkIP": "10.128.0.2",
                                        "network": f"{BASE}/projects/{project}/global/networks/default",
-                                       "subnetwork": f"{BASE}/projects/{project}/regions/{_region(zone)}/subnetworks/default",
+                                       "subnetwork": f"{BASE}/projects/{project}/regions/{_region(zone)}"
+                                                     "/subnetworks/default",
                                        "fingerprint": "xaZdc7J02TM="}],
                 "disks": [{"kind": "compute#attachedDisk", "type": "PERSISTENT", "mode": "READ_WRITE", "index": 0,
                            "source": f"{zone_url}/disks/{name}", "deviceName": name, "boot": True, "autoDelete": True,
@@ -486,30 +497,29 @@ class GcpComputeEmulator(JsonApiServer):
         ]
 
     # paging
-    def _size(self, request: Request) -> int:
-        asked = int(request.arg("maxResults") or MAX_RESULTS)
-        if not 0 <= asked <= MAX_RESULTS:
-            raise ApiError(400, f"Invalid value for field 'maxResults': '{asked}'. Must be less than or equal to 500")
-        return min(asked or MAX_RESULTS, self.page_size)
-
-    def _page(self, request: Request, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    def _page(self, request: Request, items: list[Any], cap: int | None = None) -> tuple[list[Any], dict[str, Any]]:
         try:
             start = _offset(request.arg("pageToken"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "Invalid value for field 'pageToken'.") from exc
-        size = self._size(request)
+        asked = int(request.arg("maxResults") or MAX_RESULTS)
+        if not 0 <= asked <= MAX_RESULTS:
+            raise ApiError(400, f"Invalid value for field 'maxResults': '{asked}'. Must be less than or equal to 500")
+        size = min(asked or MAX_RESULTS, cap or self.page_size)
         extra = {"nextPageToken": _token(start + size)} if start + size < len(items) else {}
         return items[start:start + size], extra
 
-    def _list(self, request: Request, kind: str, ident: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-        page, extra = self._page(request, items)
+    def _list(self, request: Request, kind: str, ident: str, items: list[dict[str, Any]],
+              cap: int | None = None) -> dict[str, Any]:
+        page, extra = self._page(request, items, cap)
         return {"kind": kind, "id": ident, "items": page, "selfLink": f"{BASE}/{ident}", **extra}
 
     def _aggregated(self, request: Request, project: str, kind: str, key: str,
-                    scoped: list[tuple[str, dict[str, Any]]], scopes: Iterable[str]) -> dict[str, Any]:
+                    scoped: list[tuple[str, dict[str, Any]]], scopes: Iterable[str],
+                    cap: int | None = None) -> dict[str, Any]:
         """One page over (scope, item) pairs; every scope appears, the empty ones with a warning."""
         scoped = sorted(scoped, key=lambda s: (s[0], s[1]["name"]))
-        page, extra = self._page(request, scoped)
+        page, extra = self._page(request, scoped, cap)
         items: dict[str, dict[str, Any]] = {}
         for scope in sorted(set(scopes) | {s for s, _ in scoped}):
             found = [item for s, item in page if s == scope]
@@ -604,7 +614,7 @@ class GcpComputeEmulator(JsonApiServer):
         keep = self._name_filter(request)
         scoped = [(f"zones/{z}", self._typed(project, t)) for (z, n), t in self.machine_types.items() if keep(n)]
         return self._aggregated(request, project, "compute#machineTypeAggregatedList", "machineTypes", scoped,
-                                self._zone_scopes())
+                                self._zone_scopes(), self.types_page_size)
 
     def _typed(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
         return {**body, "selfLink": body["selfLink"].replace("/projects/emulator/", f"/projects/{project}/"),
@@ -615,7 +625,8 @@ class GcpComputeEmulator(JsonApiServer):
         keep = self._name_filter(request)
         items = sorted((self._typed(project, t) for (z, n), t in self.machine_types.items() if z == zone and keep(n)),
                        key=lambda t: t["name"])
-        return self._list(request, "compute#machineTypeList", f"projects/{project}/zones/{zone}/machineTypes", items)
+        return self._list(request, "compute#machineTypeList", f"projects/{project}/zones/{zone}/machineTypes", items,
+                          self.types_page_size)
 
     def _get_machine_type(self, request: Request, project: str, zone: str, name: str) -> dict[str, Any]:
         if (zone, name) not in self.machine_types:
@@ -625,7 +636,7 @@ class GcpComputeEmulator(JsonApiServer):
     def _aggregated_accelerator_types(self, request: Request, project: str) -> dict[str, Any]:
         scoped = [(f"zones/{z}", self._typed(project, t)) for (z, _), t in self.accelerator_types.items()]
         return self._aggregated(request, project, "compute#acceleratorTypeAggregatedList", "acceleratorTypes",
-                                scoped, self._zone_scopes())
+                                scoped, self._zone_scopes(), self.types_page_size)
 
     # groups
     @staticmethod
@@ -647,7 +658,8 @@ class GcpComputeEmulator(JsonApiServer):
         self._mig(project, scope, name)
         mig = self.migs[(project, scope, name)]
         items = [{"instance": i["selfLink"], "id": i["id"], "name": i["name"], "instanceStatus": i["status"],
-                  "currentAction": "NONE", "version": {"instanceTemplate": mig["instanceTemplate"]}}
+                  "currentAction": self.member_actions.get(i["selfLink"], "NONE"),
+                  "version": {"instanceTemplate": mig["instanceTemplate"]}}
                  for i in self.members(mig)]
         page, extra = self._page(request, items)
         return {"managedInstances": page, **extra}

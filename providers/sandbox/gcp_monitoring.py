@@ -28,7 +28,8 @@ filters, aggregation, ``projects.timeSeries.list``) and recorded answers (c7n ``
   (``PERMISSION_DENIED``, ``UNAUTHENTICATED``, ``RESOURCE_EXHAUSTED``, ...). ``requests`` / ``count()``
   record every call.
 
-Seeding is plain Python (``add_series`` and the Ops Agent / DCGM / Compute Engine helpers below);
+Seeding is plain Python (``add_series`` and the Ops Agent / DCGM / dcgm-exporter / Compute Engine helpers
+below);
 samples are stored as numpy arrays and aligned vectorized, so a demo fleet of ~20 instances x 14 days
 of 1-minute samples answers in milliseconds per page.
 """
@@ -40,7 +41,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -93,6 +94,8 @@ class _Series:
 _TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|=|:|<|>)"""
                     r"""|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<word>[A-Za-z0-9_.\-/*]+))""")
 _FUNCS = {"starts_with", "ends_with", "has_substring", "one_of", "monitoring.regex.full_match"}
+_SELECTOR = re.compile(r"metric\.type|resource\.type|project|(metric|resource)\.labels?\.\w+"
+                       r"|metadata\.(system|user)_labels?\.\w+")
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -166,8 +169,15 @@ class _Parser:
             self._take("rp")
             return node
         selector = self._take("word")
+        if selector.endswith(".") and (tok := self._peek()) and tok[0] == "str":  # metric.label."memory_state"
+            selector += self._take("str")
+        if not _SELECTOR.fullmatch(selector):
+            raise ValueError(f"unknown selector {selector!r}")
         op = self._take("op")
-        return ("cmp", selector, op, self._value())
+        value = self._value()
+        if value[0] == "monitoring.regex.full_match":
+            re.compile(value[1][0])
+        return ("cmp", selector, op, value)
 
     def _value(self) -> tuple:
         tok = self._peek()
@@ -242,7 +252,8 @@ def _numeric(*values: str) -> bool:
 def _metric_type(node: tuple) -> str | None:
     """The one metric type a ListTimeSeries filter pins (a top-level ``metric.type = "..."`` term)."""
     terms = node[1] if node[0] == "and" else [node]
-    found = {t[3][1][0] for t in terms if t[0] == "cmp" and t[1] == "metric.type" and t[2] == "=" and t[3][0] == "literal"}
+    found = {t[3][1][0] for t in terms
+             if t[0] == "cmp" and t[1] == "metric.type" and t[2] == "=" and t[3][0] == "literal"}
     return found.pop() if len(found) == 1 else None
 
 
@@ -309,12 +320,14 @@ class GcpMonitoringEmulator:
 
     name = "gcp-monitoring"
 
-    def __init__(self, *, max_points_per_page: int = 5_000, max_series_per_page: int = 50, workers: int = 8) -> None:
+    def __init__(self, *, max_points_per_page: int = 10_000, max_series_per_page: int = 50, workers: int = 8) -> None:
         self.max_points_per_page = max_points_per_page
         self.max_series_per_page = max_series_per_page
         self.requests: list[str] = []
         self._workers = workers
         self._series: dict[tuple[Any, ...], _Series] = {}
+        self._matched: dict[tuple[str, str, int], list[_Series]] = {}  # (project, filter, version) -> series
+        self._version = 0  # bumped by every seeding call
         self._failures: list[tuple[grpc.StatusCode, str]] = []
         self._lock = threading.RLock()
         self._server: grpc.Server | None = None
@@ -356,6 +369,8 @@ class GcpMonitoringEmulator:
             order = np.argsort(t, kind="stable")
             t, v = t[order], v[order]
             last = np.append(t[1:] != t[:-1], True) if len(t) else np.zeros(0, bool)  # keep the newest write
+            self._matched.clear()
+            self._version += 1
             self._series[key] = _Series(project, metric_type, dict(metric_labels or {}), resource_type,
                                         dict(resource_labels), KINDS[metric_kind], VALUE_TYPES[value_type], unit,
                                         dict(system_labels or {}), dict(user_labels or {}), t[last], v[last], key)
@@ -363,6 +378,8 @@ class GcpMonitoringEmulator:
     def clear(self) -> None:
         with self._lock:
             self._series.clear()
+            self._matched.clear()
+            self._version += 1
 
     # -- control -------------------------------------------------------------------------------
     @property
@@ -447,12 +464,17 @@ class GcpMonitoringEmulator:
             raise _Abort(bad, "Field aggregation.alignment_period had an invalid value: must be at least 60 s")
         project = req.name.split("/", 1)[1]
         with self._lock:
-            series = sorted((s for s in self._series.values() if s.project == project
-                             and s.metric_type == metric_type), key=lambda s: s.order)
-        try:
-            series = [s for s in series if _matches(tree, s)]
-        except ValueError as exc:
-            raise _Abort(bad, f"Field filter had an invalid value of {req.filter!r}: {exc}") from exc
+            cache_key = (project, req.filter, self._version)
+            series = self._matched.get(cache_key)  # every page of a query asks the same
+            candidates = [] if series is not None else [
+                s for s in self._series.values() if s.project == project and s.metric_type == metric_type]
+        if series is None:
+            try:
+                series = sorted((s for s in candidates if _matches(tree, s)), key=lambda s: s.order)
+            except ValueError as exc:
+                raise _Abort(bad, f"Field filter had an invalid value of {req.filter!r}: {exc}") from exc
+            with self._lock:
+                self._matched[cache_key] = series
         for s in series[:1]:
             if aligner in _DELTA_ONLY and s.kind == GAUGE or aligner in (Aligner.ALIGN_MEAN, Aligner.ALIGN_SUM) \
                     and s.kind == CUMULATIVE:
@@ -503,15 +525,54 @@ class GcpMonitoringEmulator:
         if s.user_labels:
             ts.metadata.user_labels.update(s.user_labels)
         ts.metric_kind, ts.value_type, ts.unit = kind, vtype, s.unit
-        if headers:
-            return
-        field_name = {INT64: "int64_value", DOUBLE: "double_value", 1: "bool_value"}[vtype]
-        cast = {INT64: int, DOUBLE: float, 1: bool}[vtype]
-        for e, b, x in zip(ends.tolist(), starts.tolist(), vals.tolist()):
-            p = ts.points.add()
-            p.interval.end_time.seconds, p.interval.end_time.nanos = divmod(e, NS)
-            p.interval.start_time.seconds, p.interval.start_time.nanos = divmod(b, NS)
-            setattr(p.value, field_name, cast(x))
+        if not headers:
+            ts.MergeFromString(_encode_points(ends, starts, vals, vtype))
+
+
+# -- points, encoded vectorized ----------------------------------------------------------------
+# Building ~10^5 Point messages one by one costs seconds; their wire format is simple enough to emit
+# with numpy: TimeSeries.points (field 5) of Point{interval(1): TimeInterval{start_time(1), end_time(2)},
+# value(2): TypedValue{bool_value(1) | int64_value(2) | double_value(3)}}, Timestamp{seconds(1), nanos(2)}.
+_Part = tuple[np.ndarray, np.ndarray]  # (bytes [n, w], which of them are present [n, w])
+_SHIFTS = np.arange(0, 70, 7, dtype=np.uint64)
+
+
+def _const(byte: int, n: int, present: np.ndarray | None = None) -> _Part:
+    return np.full((n, 1), byte, dtype=np.uint8), (np.ones((n, 1), bool) if present is None else present[:, None])
+
+
+def _varint(x: np.ndarray, present: np.ndarray | None = None) -> _Part:
+    u = x.astype(np.int64).view(np.uint64)
+    size = 1 + ((u[:, None] >> _SHIFTS[1:]) != 0).sum(axis=1)
+    cols = np.arange(len(_SHIFTS))[None, :]
+    data = ((u[:, None] >> _SHIFTS) & np.uint64(0x7F)).astype(np.uint8) | ((cols < size[:, None] - 1) << 7).astype(np.uint8)
+    mask = cols < size[:, None]
+    return data, mask if present is None else mask & present[:, None]
+
+
+def _message(tag: int, parts: list[_Part]) -> list[_Part]:
+    """A length-delimited field holding ``parts`` (every message here is under 128 bytes: a one-byte length)."""
+    n = len(parts[0][0])
+    size = sum(m.sum(axis=1) for _, m in parts).astype(np.uint8)
+    return [_const(tag, n), (size[:, None], np.ones((n, 1), bool)), *parts]
+
+
+def _timestamp(ns: np.ndarray) -> list[_Part]:
+    seconds, nanos = np.divmod(ns, NS)
+    n, has_nanos = len(ns), nanos != 0
+    return [_const(0x08, n), _varint(seconds), _const(0x10, n, has_nanos), _varint(nanos, has_nanos)]
+
+
+def _encode_points(ends: np.ndarray, starts: np.ndarray, vals: np.ndarray, vtype: int) -> bytes:
+    n = len(ends)
+    if vtype == DOUBLE:
+        value = [_const(0x19, n), (np.ascontiguousarray(vals, dtype="<f8").view(np.uint8).reshape(n, 8),
+                                   np.ones((n, 8), bool))]
+    else:  # int64_value (2) or bool_value (1), both varints
+        value = [_const(0x10 if vtype == INT64 else 0x08, n), _varint(np.asarray(vals).astype(np.int64))]
+    interval = _message(0x0A, _message(0x0A, _timestamp(starts)) + _message(0x12, _timestamp(ends)))
+    parts = _message(0x2A, interval + _message(0x12, value))
+    return np.hstack([d for d, _ in parts])[np.hstack([m for _, m in parts])].tobytes()
 
 
 # -- seeding helpers for Compute Engine fleets -------------------------------------------------
@@ -555,10 +616,71 @@ def add_dcgm_gpu(emu: GcpMonitoringEmulator, project: str, zone: str, instance_i
     if mem_used_mib is not None and mem_total_mib is not None:
         used = np.rint(np.asarray(mem_used_mib, dtype=np.float64) * 2**20).astype(np.int64)
         reserved = np.full(len(used), 512 * 2**20, dtype=np.int64)
-        for state, vals in (("used", used), ("reserved", reserved), ("free", int(mem_total_mib * 2**20) - used - reserved)):
+        free = int(mem_total_mib * 2**20) - used - reserved
+        for state, vals in (("used", used), ("reserved", reserved), ("free", free)):
             emu.add_series(project, "workload.googleapis.com/gpu.dcgm.memory.bytes_used", res,
                            {**labels, "state": state}, times=times, values=vals, value_type="INT64", unit="By",
                            system_labels=meta)
+
+
+def prometheus_target_labels(project: str, zone: str, instance_id: str | int, instance_name: str, *,
+                             job: str = "dcgm-exporter", target: str = "localhost:9400") -> dict[str, str]:
+    """The ``prometheus_target`` monitored resource's labels as the Ops Agent's Prometheus receiver sets them
+    on a VM: ``location`` = the zone, ``cluster`` = ``"__gce__"``, ``namespace`` = ``"<instance id>/<name>"``,
+    ``job`` = the scrape job, ``instance`` = the scraped ``host:port``."""
+    return {"project_id": project, "location": zone, "cluster": "__gce__",
+            "namespace": f"{instance_id}/{instance_name}", "job": job, "instance": target}
+
+
+def add_dcgm_exporter_gpu(emu: GcpMonitoringEmulator, project: str, zone: str, instance_id: str | int, gpu: int,
+                          times: Any, util_pct: Any, fb_used_mib: Any = None, fb_free_mib: Any = None, *,
+                          fb_reserved_mib: Any = None, engine_active: Any = None, via: str = "prometheus",
+                          model: str = "NVIDIA L4", uuid: str | None = None, instance_name: str | None = None,
+                          hostname: str | None = None, machine_type: str = "g2-standard-8",
+                          job: str = "dcgm-exporter", target: str = "localhost:9400") -> None:
+    """What NVIDIA dcgm-exporter's default counters become in Cloud Monitoring for one GPU of a VM.
+
+    Gauges (DOUBLE): ``DCGM_FI_DEV_GPU_UTIL`` (``util_pct``, percent 0-100; None: not exported),
+    ``DCGM_FI_DEV_FB_USED`` / ``FB_FREE`` / ``FB_RESERVED`` (MiB; each only when given) and
+    ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` (``engine_active``, a ratio 0-1, a profiling counter: only when given).
+    Values are arrays over ``times`` or scalars. Labels are the exporter's: ``gpu`` (the index, a string),
+    ``UUID``, ``pci_bus_id``, ``device`` (``nvidia<gpu>``), ``modelName``, ``Hostname`` (default: the instance
+    name), ``DCGM_FI_DRIVER_VERSION``.
+
+    ``via="prometheus"`` (default): scraped by the Ops Agent's Prometheus receiver, written through the
+    Managed Service for Prometheus API as ``prometheus.googleapis.com/<name>/gauge`` on ``prometheus_target``
+    (``prometheus_target_labels``), with the agent's metric labels ``instance_name``, ``machine_type``
+    (``projects/<project>/machineTypes/<type>``), ``otel_scope_name``, ``otel_scope_version``.
+    ``via="otlp"``: pushed over OTLP to the Ops Agent with ``metrics_mode: googlecloudmonitoring``:
+    ``workload.googleapis.com/<name>`` on ``gce_instance``, the exporter's labels only.
+    """
+    name = instance_name or f"instance-{instance_id}"
+    t = _to_ns(times)
+    labels = {"gpu": str(gpu), "UUID": uuid or f"GPU-{instance_id}-{gpu}", "pci_bus_id": f"00000000:{gpu:02x}:00.0",
+              "device": f"nvidia{gpu}", "modelName": model, "Hostname": hostname or name,
+              "DCGM_FI_DRIVER_VERSION": "580.105.08"}
+    if via == "prometheus":
+        resource_type, res = "prometheus_target", prometheus_target_labels(project, zone, instance_id, name,
+                                                                           job=job, target=target)
+        labels |= {"instance_name": name, "machine_type": f"projects/{project}/machineTypes/{machine_type}",
+                   "otel_scope_name": "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/"
+                                      "prometheusreceiver", "otel_scope_version": "v0.138.0"}
+        meta = None
+    elif via == "otlp":
+        resource_type, res = "gce_instance", gce_labels(project, zone, instance_id)
+        meta = {"name": instance_name} if instance_name else None
+    else:
+        raise ValueError(f"via must be 'prometheus' or 'otlp', not {via!r}")
+    for counter, values in (("DCGM_FI_DEV_GPU_UTIL", util_pct), ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", engine_active),
+                          ("DCGM_FI_DEV_FB_USED", fb_used_mib), ("DCGM_FI_DEV_FB_FREE", fb_free_mib),
+                          ("DCGM_FI_DEV_FB_RESERVED", fb_reserved_mib)):
+        if values is None:
+            continue
+        metric_type = (f"prometheus.googleapis.com/{counter}/gauge" if via == "prometheus"
+                       else f"workload.googleapis.com/{counter}")
+        emu.add_series(project, metric_type, res, labels, times=t,
+                       values=np.broadcast_to(np.asarray(values, dtype=np.float64), t.shape),
+                       resource_type=resource_type, system_labels=meta)
 
 
 def add_gce_host(emu: GcpMonitoringEmulator, project: str, zone: str, instance_id: str | int, times: Any,

@@ -52,7 +52,8 @@ def clients_for(arm: AzureArmEmulator, **kwargs: Any) -> AzureClients:
 
 
 def vm_id(name: str, resource_group: str = RG, subscription: str = SUB) -> str:
-    return f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/virtualMachines/{name}"
+    return (f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/"
+            f"virtualMachines/{name}")
 
 
 def scale_set_id(name: str, resource_group: str = RG, subscription: str = SUB) -> str:

@@ -2,7 +2,8 @@
 
 The real google-cloud-compute and google-cloud-resource-manager clients talk REST to
 ``providers.sandbox.gcp_compute.GcpComputeEmulator`` over HTTP; nothing in the SDK is patched.
-Import the fixtures into a test module (``from tests.gcp.compute_support import emulator``).
+A test module imports the fixtures ``emulator`` and ``clients`` by their function names
+(``from tests.gcp.compute_support import clients_fixture, emulator_fixture``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from providers.sandbox.gcp_compute import GcpComputeEmulator
 PROJECT = "ml-prod-4821"
 OTHER_PROJECT = "ml-research-1093"
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+#: The zones the test emulator knows (fewer zones: fewer machine type pages to read).
+ZONES = ("us-central1-a", "us-central1-b", "us-central1-c", "us-east1-b", "us-east4-c", "us-west1-a",
+         "europe-west4-a", "asia-southeast1-b")
 
 
 def make_clients(url: str, projects: Sequence[str] = (PROJECT,), *, retry_timeout: float = 0.3) -> GcpClients:
@@ -30,13 +34,14 @@ def make_clients(url: str, projects: Sequence[str] = (PROJECT,), *, retry_timeou
 
 
 def start_emulator(**kwargs: object) -> GcpComputeEmulator:
-    """A started emulator with the fixed clock (``page_size`` 3 by default: every list pages)."""
+    """A started emulator with the fixed clock and ``ZONES`` (``page_size`` 3 by default: every list pages)."""
     kwargs.setdefault("now", lambda: NOW)
+    kwargs.setdefault("zones", ZONES)
     return GcpComputeEmulator(**kwargs).start()  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def emulator() -> Iterator[GcpComputeEmulator]:
+@pytest.fixture(name="emulator")
+def emulator_fixture() -> Iterator[GcpComputeEmulator]:
     emu = start_emulator()
     try:
         yield emu
@@ -44,8 +49,8 @@ def emulator() -> Iterator[GcpComputeEmulator]:
         emu.stop()
 
 
-@pytest.fixture
-def clients(emulator: GcpComputeEmulator) -> GcpClients:
+@pytest.fixture(name="clients")
+def clients_fixture(emulator: GcpComputeEmulator) -> GcpClients:
     return make_clients(emulator.url)
 
 

@@ -7,7 +7,7 @@ are known in closed form.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from providers.sandbox.gcp_monitoring import GcpMonitoringEmulator, add_dcgm_gpu
 
 PROJECT = "proj-a"
 REGION = "us-central1"
-NOW = datetime(2026, 11, 23, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 N_HOURS = 48
 WINDOW = Window(NOW - N_HOURS * HOUR, NOW)

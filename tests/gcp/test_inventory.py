@@ -14,7 +14,14 @@ from providers.gcp.client import GcpClients
 from providers.gcp.inventory import list_instances, machine_types, regions_of
 from providers.model import Accelerators, Cloud, PricingModel, ResourceState
 from providers.sandbox.gcp_compute import GcpComputeEmulator
-from tests.gcp.compute_support import NOW, OTHER_PROJECT, PROJECT, clients, emulator, make_clients  # noqa: F401
+from tests.gcp.compute_support import (  # noqa: F401
+    NOW,
+    OTHER_PROJECT,
+    PROJECT,
+    clients_fixture,
+    emulator_fixture,
+    make_clients,
+)
 
 CATALOG = PriceCatalog.shipped(Cloud.GCP)
 EMPTY = PriceCatalog([])
@@ -212,9 +219,9 @@ def test_refused_credentials_are_auth_errors(emulator: GcpComputeEmulator, clien
     emulator.add_project(PROJECT)
     emulator.fail_next(status)
 
-    with pytest.raises(AuthError) as err:
+    with pytest.raises(AuthError, match="compute.Instances.AggregatedList") as err:
         list_instances(clients, PROJECT, CATALOG)
-    assert err.value.code == str(status) and err.value.hint
+    assert err.value.hint
 
 
 def test_disabled_api_is_an_auth_error_naming_the_place(emulator: GcpComputeEmulator, clients: GcpClients) -> None:
@@ -239,3 +246,29 @@ def test_throttling_without_end_is_throttled(emulator: GcpComputeEmulator) -> No
 
     with pytest.raises(Throttled, match="retries exhausted"):
         list_instances(clients, PROJECT, CATALOG)
+
+
+def test_emulator_zonal_list_and_get_agree_with_the_aggregated_list(emulator: GcpComputeEmulator,
+                                                                    clients: GcpClients) -> None:
+    for name in ("d", "b", "a", "c"):
+        emulator.add_instance(PROJECT, "us-central1-a", name, "g2-standard-4")
+    emulator.add_instance(PROJECT, "us-central1-b", "elsewhere", "g2-standard-4")
+    api = clients.compute("InstancesClient")
+
+    listed = [i.name for i in api.list(request={"project": PROJECT, "zone": "us-central1-a", "max_results": 500})]
+    got = api.get(project=PROJECT, zone="us-central1-a", instance="c")
+
+    assert listed == ["a", "b", "c", "d"]
+    assert emulator.count(f"GET /compute/v1/projects/{PROJECT}/zones/us-central1-a/instances?") == 2
+    [res] = [r for r in list_instances(clients, PROJECT, CATALOG) if r.ref.id == "c"]
+    assert res.native_id == str(got.id) and got.machine_type.endswith("/machineTypes/g2-standard-4")
+
+
+def test_emulator_marks_empty_zones_with_a_warning(emulator: GcpComputeEmulator, clients: GcpClients) -> None:
+    emulator.add_instance(PROJECT, "us-central1-a", "vm", "g2-standard-4")
+
+    [page] = clients.compute("InstancesClient").aggregated_list(project=PROJECT).pages
+    scopes = dict(page.items)
+
+    assert [i.name for i in scopes.pop("zones/us-central1-a").instances] == ["vm"]
+    assert scopes and all(s.warning.code == "NO_RESULTS_ON_PAGE" and not s.instances for s in scopes.values())

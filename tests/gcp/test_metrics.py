@@ -1,7 +1,8 @@
 """Cloud Monitoring usage: the real MetricServiceClient over gRPC to the local emulator.
 
-GPU series per GPU (Ops Agent NVML, DCGM for the GPUs it misses), memory in MiB, CPU percent and
-network bytes/s of the instances with GPU telemetry, gaps for silent GPUs, batching, paging, errors.
+GPU series per GPU (Ops Agent NVML, then the Ops Agent DCGM receiver, then dcgm-exporter's DCGM_FI_* through
+the Prometheus receiver or OTLP, for the GPUs the ones before miss), memory in MiB, CPU percent and network
+bytes/s of the instances with GPU telemetry, gaps for silent GPUs, batching, paging, errors.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from providers.base import UsageResult
 from providers.errors import AuthError, ProviderError, Throttled
 from providers.gcp import metrics
 from providers.model import INSTANCE_LEVEL, Metric, Resource, ResourceState, Window
-from providers.sandbox.gcp_monitoring import GcpMonitoringEmulator, add_dcgm_gpu, gce_labels
-from tests.gcp.monitoring_support import (A100_MIB, HOUR, J, K, L4_MIB, N_HOURS, NOW, PROJECT, REGION, TIMES, WINDOW,
-                                          clients, cpu, gce, mem_used, rows, rx, seed_dcgm, seed_host, seed_ops,
-                                          util, util_max)
+from providers.sandbox.gcp_monitoring import (GcpMonitoringEmulator, add_dcgm_exporter_gpu, add_dcgm_gpu, gce_labels,
+                                              prometheus_target_labels)
+from tests.gcp.monitoring_support import (A100_MIB, HOUR, L4_MIB, N_HOURS, NOW, PROJECT, REGION, TIMES, WINDOW, J, K,
+                                          clients, gce, mem_used, rows, rx, seed_dcgm, seed_host, seed_ops, util,
+                                          util_max)
 
 GPU_UTIL, MEM_USED, MEM_TOTAL = Metric.GPU_UTIL.value, Metric.GPU_MEM_USED.value, Metric.GPU_MEM_TOTAL.value
 CPU, NET_IN, NET_OUT = Metric.CPU_UTIL.value, Metric.NET_IN.value, Metric.NET_OUT.value
@@ -163,8 +165,10 @@ def test_rows_sit_on_the_utc_period_grid_of_the_window(fleet: Fleet) -> None:
 
 def test_every_page_is_counted_and_calls_are_one_per_metric_type(fleet: Fleet) -> None:
     assert fleet.calls == {metrics.OPERATION: len(fleet.requests)}
-    # NVML and DCGM utilization, 2 memory reads of each, CPU and network in and out of one id chunk
-    assert len(fleet.requests) == 2 + 4 + 3
+    # "dark" keeps every GPU source asked: NVML, DCGM, and dcgm-exporter's GPU_UTIL and GR_ENGINE_ACTIVE in its
+    # two spellings; 2 memory reads of NVML and of DCGM (the exporter has none here); CPU, network in and out
+    assert len(fleet.requests) == 6 + 4 + 3
+    assert all(n == 1 for n in Counter(r.split('"')[1] for r in fleet.requests if "memory" not in r).values())
 
 
 def _small_fleet(emu: GcpMonitoringEmulator, n: int) -> list[Resource]:
@@ -186,7 +190,7 @@ def test_pages_are_followed() -> None:
     for res in fleet:
         assert rows(frame, res.ref.key, GPU_UTIL, 0)["value"].tolist() == [util_max(k, 0) for k in range(N_HOURS)]
         assert len(rows(frame, res.ref.key, CPU, INSTANCE_LEVEL)) == N_HOURS
-    assert c.calls[metrics.OPERATION] == len(emu.requests) > 2 + 2 + 3
+    assert c.calls[metrics.OPERATION] == len(emu.requests) > 1 + 2 + 3
     assert any(not r.endswith("page_token=") for r in emu.requests)  # next pages asked with their token
 
 
@@ -198,7 +202,7 @@ def test_calls_do_not_grow_with_the_number_of_instances() -> None:
             result = metrics.usage(clients(emu), PROJECT, REGION, fleet, WINDOW, HOUR)
             assert {str(k) for k in result.usage.frame["resource"].unique()} == {r.ref.key for r in fleet}
             counts.append(len(emu.requests))
-    assert counts[0] == counts[1] == 2 + 2 + 3
+    assert counts[0] == counts[1] == 1 + 2 + 3  # every GPU covered by NVML: the lower sources are not asked
 
 
 def test_host_metrics_only_for_the_instances_named() -> None:
@@ -231,16 +235,17 @@ def test_progress_reaches_the_planned_total() -> None:
         fleet = _small_fleet(emu, 2)
         seen: list[tuple[int, int]] = []
         metrics.usage(clients(emu), PROJECT, REGION, fleet, WINDOW, HOUR, on_progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1] == (7, 7) and [d for d, _ in seen] == list(range(1, 8))
+    assert seen[-1] == (6, 6) and [d for d, _ in seen] == list(range(1, 7))
 
 
 def test_a_bad_filter_is_a_provider_error_naming_the_call() -> None:
     query = metrics.Query(metrics.CPU_UTIL, Metric.CPU_UTIL, "ALIGN_MEAN", HOUR)
     with GcpMonitoringEmulator() as emu:
+        address = emu.address
         with pytest.raises(ProviderError) as err:
             metrics.list_series(clients(emu), PROJECT, WINDOW, query, 'resource.labels.zone = starts_with(')
     assert not isinstance(err.value, AuthError)
-    assert "monitoring.TimeSeries.List" in str(err.value) and emu.address in str(err.value)
+    assert "monitoring.TimeSeries.List" in str(err.value) and address in str(err.value)
     assert "filter" in str(err.value)
 
 
@@ -268,6 +273,152 @@ def test_resource_exhausted_past_the_retries_is_throttled() -> None:
         emu.fail_next("RESOURCE_EXHAUSTED", 1000)
         with pytest.raises(Throttled):
             metrics.usage(clients(emu, retry_timeout=0.3), PROJECT, REGION, fleet, WINDOW, HOUR)
+
+
+# -- dcgm-exporter (DCGM_FI_*) through the Ops Agent's Prometheus receiver or OTLP -------------------
+RESERVED_MIB = 500.0
+EXPORTER_UTIL_PROM = metrics.exporter_metric_type(metrics.EXPORTER_UTIL)
+
+
+def seed_exporter(emu: GcpMonitoringEmulator, instance_id: str, zone: str, gpus: range, name: str, *,
+                  via: str = "prometheus", reserved: bool = True, engine_only: bool = False) -> None:
+    """dcgm-exporter GPUs of one L4 VM: utilization ``util``, used memory ``mem_used``, free = the rest."""
+    for g in gpus:
+        used = mem_used(K, g, J)
+        reserved_mib = RESERVED_MIB if reserved else 0.0
+        add_dcgm_exporter_gpu(emu, PROJECT, zone, instance_id, g, TIMES, None if engine_only else util(K, g, J),
+                              used, L4_MIB - used - reserved_mib, fb_reserved_mib=reserved_mib if reserved else None,
+                              engine_active=util(K, g, J) / 100.0 if engine_only else None, via=via,
+                              instance_name=name)
+
+
+@pytest.fixture(scope="module")
+def exporters() -> Iterator[Fleet]:
+    res = {
+        "prom": gce("prom", "2001", "us-central1-a", 2, "L4", itype="g2-standard-24"),
+        "otlp": gce("otlp", "2002", "us-central1-b", 1, "L4", itype="g2-standard-4"),
+        "engine": gce("engine", "2003", "us-central1-c", 1, "L4", itype="g2-standard-4"),
+        "stack": gce("stack", "2004", "us-central1-a", 4),
+        "legacy": gce("legacy", None, "us-central1-f", 1, "L4", itype="g2-standard-4"),
+        "dark": gce("dark", "2005", "us-central1-a", 1),
+    }
+    with GcpMonitoringEmulator() as emu:
+        seed_exporter(emu, "2001", "us-central1-a", range(2), "prom")
+        seed_host(emu, "2001", "us-central1-a")
+        seed_exporter(emu, "2002", "us-central1-b", range(1), "otlp", via="otlp", reserved=False)
+        seed_exporter(emu, "2003", "us-central1-c", range(1), "engine", engine_only=True)
+        # "stack": NVML has GPU 0, DCGM GPU 1, the exporter GPUs 0-2 (its 99 % on 0 and 1 must lose), over both
+        # paths for GPU 2 (the Prometheus receiver's wins), and GPU 3 over OTLP with no "gpu" label
+        seed_ops(emu, "2004", "us-central1-a", range(1))
+        seed_dcgm(emu, "2004", "us-central1-a", range(1, 2))
+        for g in (0, 1):
+            add_dcgm_exporter_gpu(emu, PROJECT, "us-central1-a", "2004", g, TIMES, 99.0, 7777.0, 100.0,
+                                  instance_name="stack")
+        seed_exporter(emu, "2004", "us-central1-a", range(2, 3), "stack")
+        add_dcgm_exporter_gpu(emu, PROJECT, "us-central1-a", "2004", 2, TIMES, 99.0, 7777.0, 100.0, via="otlp")
+        emu.add_series(PROJECT, metrics.exporter_metric_type(metrics.EXPORTER_UTIL, "otlp"),
+                       gce_labels(PROJECT, "us-central1-a", "2004"), {"device": "nvidia3", "UUID": "GPU-3"},
+                       times=TIMES, values=util(K, 3, J))
+        seed_exporter(emu, "8888", "us-central1-f", range(1), "legacy")  # known by name only (namespace "8888/legacy")
+        seed_exporter(emu, "9998", "us-central1-a", range(1), "stranger")  # not in the inventory
+        seed_host(emu, "2005", "us-central1-a")
+        c = clients(emu)
+        result = metrics.usage(c, PROJECT, REGION, list(res.values()), WINDOW, HOUR)
+        yield Fleet(result, res, dict(c.calls), list(emu.requests))
+
+
+def _hourly(fleet: Fleet, name: str, metric: str, gpu: int) -> list[float]:
+    return rows(fleet.result.usage.frame, fleet.key(name), metric, gpu)["value"].tolist()
+
+
+def test_exporter_only_instance_is_measured_from_the_prometheus_receiver(exporters: Fleet) -> None:
+    for gpu in range(2):
+        assert _hourly(exporters, "prom", GPU_UTIL, gpu) == [util_max(k, gpu) for k in range(N_HOURS)]
+        assert _hourly(exporters, "prom", MEM_USED, gpu) == [float(mem_used(k, gpu, 11)) for k in range(N_HOURS)]
+    assert len(_hourly(exporters, "prom", CPU, INSTANCE_LEVEL)) == N_HOURS  # its host metrics are read too
+
+
+def test_exporter_memory_total_is_used_plus_free_plus_reserved(exporters: Fleet) -> None:
+    assert _hourly(exporters, "prom", MEM_TOTAL, 1) == pytest.approx([L4_MIB] * 2, rel=1e-9)
+    assert _hourly(exporters, "otlp", MEM_TOTAL, 0) == pytest.approx([L4_MIB] * 2, rel=1e-9)  # no reserved series
+
+
+def test_exporter_over_otlp_on_gce_instance_is_measured(exporters: Fleet) -> None:
+    assert _hourly(exporters, "otlp", GPU_UTIL, 0) == [util_max(k, 0) for k in range(N_HOURS)]
+    assert _hourly(exporters, "otlp", MEM_USED, 0) == [float(mem_used(k, 0, 11)) for k in range(N_HOURS)]
+
+
+def test_graphics_engine_activity_stands_in_for_a_missing_gpu_util(exporters: Fleet) -> None:
+    assert _hourly(exporters, "engine", GPU_UTIL, 0) == pytest.approx([util_max(k, 0) for k in range(N_HOURS)],
+                                                                      rel=1e-12)
+    assert len(_hourly(exporters, "engine", MEM_USED, 0)) == N_HOURS
+
+
+def test_precedence_is_ops_agent_then_dcgm_receiver_then_exporter(exporters: Fleet) -> None:
+    assert _hourly(exporters, "stack", GPU_UTIL, 0) == [util_max(k, 0) for k in range(N_HOURS)]  # NVML
+    assert _hourly(exporters, "stack", GPU_UTIL, 1) == pytest.approx([util_max(k, 1) for k in range(N_HOURS)],
+                                                                     rel=1e-12)  # DCGM receiver, a ratio
+    assert _hourly(exporters, "stack", GPU_UTIL, 2) == [util_max(k, 2) for k in range(N_HOURS)]  # not OTLP's 99
+    for gpu in range(3):  # one memory source per GPU: never the exporter's 7777 MiB, never counted twice
+        assert _hourly(exporters, "stack", MEM_USED, gpu) == [float(mem_used(k, gpu, 11)) for k in range(N_HOURS)]
+    assert len(_hourly(exporters, "stack", MEM_TOTAL, 0)) == 2
+
+
+def test_exporter_gpu_index_falls_back_to_the_device_digits(exporters: Fleet) -> None:
+    assert _hourly(exporters, "stack", GPU_UTIL, 3) == [util_max(k, 3) for k in range(N_HOURS)]
+
+
+def test_mixed_fleet_reports_every_gpu_once(exporters: Fleet) -> None:
+    frame = exporters.result.usage.frame
+    util_rows = frame[frame["metric"] == GPU_UTIL]
+    got = Counter((str(r), int(g)) for r, g in util_rows[["resource", "gpu"]].itertuples(index=False))
+    gpus = {"prom": 2, "otlp": 1, "engine": 1, "stack": 4, "legacy": 1}
+    assert got == Counter({(exporters.key(n), g): N_HOURS for n, count in gpus.items() for g in range(count)})
+
+
+def test_exporter_series_of_an_instance_known_by_name_only(exporters: Fleet) -> None:
+    assert _hourly(exporters, "legacy", GPU_UTIL, 0) == [util_max(k, 0) for k in range(N_HOURS)]
+
+
+def test_gap_when_none_of_the_three_sources_reports(exporters: Fleet) -> None:
+    assert [(g.what, g.resource_id) for g in exporters.result.gaps] == [("gpu-telemetry", "dark")]
+    assert exporters.key("dark") not in set(exporters.result.usage.frame["resource"].astype(str))
+
+
+def test_gap_names_all_three_ways_to_get_gpu_telemetry(fleet: Fleet) -> None:
+    [gap] = fleet.result.gaps
+    hint = gap.hint or ""
+    assert "Ops Agent" in hint and "agent.googleapis.com/gpu" in hint  # 1. the Ops Agent's NVML metrics
+    assert "receiver_version: 2" in hint  # 2. its DCGM receiver
+    assert "dcgm-exporter" in hint and "Prometheus receiver" in hint and EXPORTER_UTIL_PROM in hint  # 3.
+    assert "workload.googleapis.com/DCGM_FI_DEV_GPU_UTIL" in hint
+    for metric_type in (metrics.OPS_GPU_UTIL, metrics.DCGM_GPU_UTIL, EXPORTER_UTIL_PROM):
+        assert metric_type in gap.reason
+
+
+def test_exporter_calls_are_one_per_metric_type(exporters: Fleet) -> None:
+    types = Counter(r.split('"')[1] for r in exporters.requests)
+    exporter_memory = [metrics.exporter_metric_type(f, via) for via in ("prometheus", "otlp")
+                       for f in (metrics.EXPORTER_FB_FREE, metrics.EXPORTER_FB_RESERVED)]
+    assert all(types[t] == 1 for t in exporter_memory)
+    assert all(types[metrics.exporter_metric_type(metrics.EXPORTER_FB_USED, via)] == 2  # hourly peak, daily total
+               for via in ("prometheus", "otlp"))
+    assert len(exporters.requests) == 6 + (2 + 2 + 4 + 4) + 3
+
+
+def test_exporter_calls_do_not_grow_with_the_number_of_instances() -> None:
+    counts = []
+    for n in (2, 9):
+        with GcpMonitoringEmulator(max_points_per_page=100_000) as emu:
+            fleet = [gce(f"vm-{i}", str(6000 + i), "us-central1-a", 1, "L4") for i in range(n)]
+            for r in fleet:
+                seed_exporter(emu, r.native_id or "", r.zone or "", range(1), r.ref.id)
+            result = metrics.usage(clients(emu), PROJECT, REGION, fleet, WINDOW, HOUR)
+            assert {str(k) for k in result.usage.frame["resource"].unique()} == {r.ref.key for r in fleet}
+            counts.append(len(emu.requests))
+    # NVML, DCGM, the exporter's GPU_UTIL (every GPU covered: GR_ENGINE_ACTIVE and OTLP not asked), its 4
+    # memory reads; no CPU: none seeded
+    assert counts[0] == counts[1] == 3 + 4 + 3
 
 
 # -- the emulator itself, through the real client ----------------------------------------------
@@ -322,9 +473,9 @@ def test_emulator_aligns_periods_backwards_from_the_interval_end(emu: GcpMonitor
     [ts] = [ts for p in pages for ts in p.time_series]
     stamps = [pd.Timestamp(p.interval.end_time.seconds, unit="s", tz="UTC") for p in ts.points]
     assert stamps == [pd.Timestamp(end - i * HOUR) for i in range(3)]
-    k = N_HOURS - 1  # the newest period holds samples 4..11 of the last hour but one and 0..3 of the last
+    k = N_HOURS - 1  # the newest period, (08:40, 09:40]: samples 8..11 of hour 08 and 0..7 of hour 09
     assert ts.points[0].value.double_value == pytest.approx(
-        np.mean([util(k - 1, 0, j) for j in range(4, 12)] + [util(k, 0, j) for j in range(4)]))
+        np.mean([util(k - 1, 0, j) for j in range(8, 12)] + [util(k, 0, j) for j in range(8)]))
 
 
 def test_emulator_headers_view_pages_series_without_points(emu: GcpMonitoringEmulator) -> None:
@@ -347,3 +498,19 @@ def test_emulator_seeding_replaces_a_sample_at_the_same_time() -> None:
         server.add_series(PROJECT, metrics.CPU_UTIL, labels, points=pd.Series([0.5], index=TIMES[1:2]))
         [ts] = [ts for p in _list(server, f'metric.type = "{metrics.CPU_UTIL}"') for ts in p.time_series]
     assert [p.value.double_value for p in ts.points] == [0.5, 0.1]
+
+
+def test_emulator_exporter_series_look_like_the_prometheus_receiver_wrote_them() -> None:
+    with GcpMonitoringEmulator() as server:
+        add_dcgm_exporter_gpu(server, PROJECT, "us-central1-a", "42", 1, TIMES[:3], [10.0, 20.0, 30.0],
+                              instance_name="gpu-vm", model="NVIDIA L4")
+        [ts] = [ts for p in _list(server, f'metric.type = "{EXPORTER_UTIL_PROM}"') for ts in p.time_series]
+    assert ts.metric.type == "prometheus.googleapis.com/DCGM_FI_DEV_GPU_UTIL/gauge"
+    assert ts.resource.type == "prometheus_target"
+    assert dict(ts.resource.labels) == prometheus_target_labels(PROJECT, "us-central1-a", "42", "gpu-vm")
+    assert dict(ts.resource.labels)["namespace"] == "42/gpu-vm" and ts.resource.labels["cluster"] == "__gce__"
+    labels = dict(ts.metric.labels)
+    assert {k: labels[k] for k in ("gpu", "device", "modelName", "Hostname", "instance_name")} == {
+        "gpu": "1", "device": "nvidia1", "modelName": "NVIDIA L4", "Hostname": "gpu-vm", "instance_name": "gpu-vm"}
+    assert labels["UUID"].startswith("GPU-") and labels["machine_type"].endswith("/machineTypes/g2-standard-8")
+    assert [p.value.double_value for p in ts.points] == [30.0, 20.0, 10.0]
