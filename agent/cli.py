@@ -201,13 +201,15 @@ def prices(cloud: str, instance_type: str | None, region: str | None, live: bool
 
 
 def _billing_reader(providers: Sequence[Provider]) -> Callable[[Sequence[str]], BillingData]:
-    """Reads billing exports; ``s3://`` paths go through the AWS provider's clients (credential chain, endpoint)."""
+    """Reads billing exports; ``s3://`` and ``gs://`` paths go through the AWS and GCP providers' clients
+    (their credential chains and endpoints)."""
     aws = next((p for p in providers if p.cloud == Cloud.AWS), None)
+    gcp = next((p for p in providers if p.cloud == Cloud.GCP), None)
 
     def read(paths: Sequence[str]) -> BillingData:
         from providers.focus import read_billing
 
-        return read_billing(paths, aws_clients=getattr(aws, "clients", None))
+        return read_billing(paths, aws_clients=getattr(aws, "clients", None), gcp_clients=getattr(gcp, "clients", None))
 
     return read
 

@@ -327,7 +327,7 @@ def _gpu_usage(clients: GcpClients, project: str, region: str, resources: Sequen
             if known and won and wanted <= won.keys():
                 continue
             reads = read(clients, project, window, query, [region_scope(region, query.resource_type)], index,
-                         keep=None)
+                         keep=lambda res, gpu: (res.ref.key, gpu) not in won)
             progress.step()
             for r in reads:
                 if len(r.ends):
