@@ -127,7 +127,11 @@ class Resource:
 
     @property
     def name(self) -> str | None:
-        return self.tags.get("Name") or self.tags.get("name")
+        """The ``Name`` tag (AWS's convention), else the VM's own name where the cloud has one (GCP, Azure)."""
+        named = self.tags.get("Name") or self.tags.get("name")
+        if named or self.ref.cloud == Cloud.AWS:
+            return named
+        return self.ref.id.rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def has_gpu(self) -> bool:

@@ -366,7 +366,7 @@ class GcpClients:
             if self._catalog is None:
                 self._catalog = CatalogClient(endpoint=self.endpoints.get("cloudbilling"),
                                               credentials=self._credentials if self.endpoints.get("cloudbilling")
-                                              else None, retry_timeout=self._retry_timeout,
+                                              else None, retry_timeout=min(self._retry_timeout, 15.0),
                                               retry_initial=self._retry_initial)
             return self._catalog
 
