@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from providers.azure import permissions as azure_permissions
+from providers.gcp import permissions as gcp_permissions
 from providers.sandbox.azure_arm import AzureArmEmulator
 from providers.sandbox.azure_costs import AzureCostsExtension
 from providers.sandbox.azure_monitor import AzureMonitorExtension
@@ -71,6 +73,7 @@ monitoring = "{monitoring.address}"
     assert report["clouds"] == ["gcp"] and report["regions"] == ["us-central1"]
     assert verdicts(report) == {"idle-a100": "stop"}
     assert any(g["what"] == "gpu-telemetry" and g["resource_id"] == "no-agent-l4" for g in report["gaps"])
+    assert set(report["api_calls"]) <= set(gcp_permissions.READ), "a call the read-only role does not cover"
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +114,4 @@ ca_bundle = "{azure.ca_path}"
     parked = next(r for r in report["recommendations"] if r["name"] == "parked-a100")
     assert parked["evidence"]["power_state"] == "stopped (allocated)"
     assert azure.tokens_issued
+    assert set(report["api_calls"]) <= set(azure_permissions.READ), "a call the read-only role does not cover"

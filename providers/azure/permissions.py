@@ -1,0 +1,57 @@
+"""The Azure RBAC actions behind each call the Azure provider counts (``AzureClients.count`` names).
+
+``READ`` covers an audit; ``WRITE`` the actuator's mutations (the guarded apply). The read-only
+custom role in ``infra/azure/audit-readonly-role.json`` is generated from ``READ`` (a test keeps them
+equal); the Retail Prices API is public. The built-in roles Reader + Monitoring Reader + Cost
+Management Reader grant the same and more.
+"""
+
+from __future__ import annotations
+
+import json
+
+READ: dict[str, tuple[str, ...]] = {
+    "subscription.Subscriptions.List": ("Microsoft.Resources/subscriptions/read",),
+    "compute.VirtualMachines.ListAll": ("Microsoft.Compute/virtualMachines/read",
+                                        "Microsoft.Compute/virtualMachines/instanceView/read"),
+    "compute.VirtualMachineScaleSets.ListAll": ("Microsoft.Compute/virtualMachineScaleSets/read",),
+    "compute.VirtualMachineScaleSetVMs.List": ("Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",
+                                               "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/"
+                                               "instanceView/read"),
+    "compute.VirtualMachineScaleSets.Get": ("Microsoft.Compute/virtualMachineScaleSets/read",),
+    "compute.ResourceSkus.List": ("Microsoft.Compute/skus/read",),
+    "monitor.AutoscaleSettings.ListBySubscription": ("Microsoft.Insights/AutoscaleSettings/Read",),
+    "monitor.Metrics.List": ("Microsoft.Insights/Metrics/Read",),
+    "monitor.MetricDefinitions.List": ("Microsoft.Insights/MetricDefinitions/Read",),
+    "costmanagement.Query.Usage": ("Microsoft.CostManagement/query/action",),
+    "retail-prices.GET": (),
+}
+
+WRITE: dict[str, tuple[str, ...]] = {
+    "compute.VirtualMachines.Deallocate": ("Microsoft.Compute/virtualMachines/deallocate/action",),
+    "compute.VirtualMachines.Start": ("Microsoft.Compute/virtualMachines/start/action",),
+    "compute.VirtualMachines.Update": ("Microsoft.Compute/virtualMachines/write",),
+    "compute.VirtualMachineScaleSetVMs.Deallocate": (
+        "Microsoft.Compute/virtualMachineScaleSets/virtualmachines/deallocate/action",),
+    "compute.VirtualMachineScaleSetVMs.Start": ("Microsoft.Compute/virtualMachineScaleSets/virtualmachines/start/action",),
+    "compute.VirtualMachineScaleSets.Update": ("Microsoft.Compute/virtualMachineScaleSets/write",),
+    "compute.Operations.Poll": ("Microsoft.Compute/locations/operations/read",),
+}
+
+
+def read_actions() -> list[str]:
+    return sorted({a for actions in READ.values() for a in actions})
+
+
+def audit_role_json() -> str:
+    """The read-only custom role definition (``az role definition create --role-definition @FILE``)."""
+    role = {
+        "Name": "costagent audit (read-only)",
+        "IsCustom": True,
+        "Description": "Reads VMs, scale sets, Azure Monitor metrics and Cost Management costs. Generated from "
+                       "providers/azure/permissions.py (READ).",
+        "Actions": read_actions(),
+        "NotActions": [],
+        "AssignableScopes": ["/subscriptions/00000000-0000-0000-0000-000000000000"],
+    }
+    return json.dumps(role, indent=2) + "\n"
