@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -111,9 +112,13 @@ class AzureProvider:
         return UsageResult(Usage.concat(parts, period), tuple(gaps))
 
     def costs(self, window: Window) -> list[CostRecord]:
+        """Cost Management rows per VM and day; the VM's size (not a query dimension) taken from the inventory,
+        matched on the lower-cased ARM id, so that GPU spend is counted per instance type like on AWS."""
+        sizes = {r.ref.id.lower(): r.instance_type for rs in self._all().values() for r in rs}
         out: list[CostRecord] = []
         for sub in self.subscriptions():
-            out += billing.costs(self.clients, sub, window)
+            out += [replace(c, sku=sizes.get((c.resource_id or "").lower(), c.sku))
+                    for c in billing.costs(self.clients, sub, window)]
         return out
 
     def prices(self, region: str, instance_types: Sequence[str], at: datetime) -> list[PriceQuote]:
