@@ -23,6 +23,7 @@ READ: dict[str, tuple[str, ...]] = {
     "monitor.AutoscaleSettings.ListBySubscription": ("Microsoft.Insights/AutoscaleSettings/Read",),
     "monitor.Metrics.List": ("Microsoft.Insights/Metrics/Read",),
     "monitor.MetricDefinitions.List": ("Microsoft.Insights/MetricDefinitions/Read",),
+    "monitor.MetricNamespaces.List": ("Microsoft.Insights/MetricNamespaces/Read",),
     "costmanagement.Query.Usage": ("Microsoft.CostManagement/query/action",),
     "retail-prices.GET": (),
 }

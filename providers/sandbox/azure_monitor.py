@@ -1,4 +1,4 @@
-"""A local emulator of Azure Monitor metrics (``Microsoft.Insights/metrics`` and ``metricDefinitions``).
+"""A local emulator of Azure Monitor metrics (``Microsoft.Insights/metrics``, ``metricDefinitions``, ``metricNamespaces``).
 
 Written from the public REST reference (Metrics - List, api-version 2018-01-01 .. 2024-02-01, the last
 being what azure-mgmt-monitor 7 sends) and shaped on recorded answers (cloud-custodian's
@@ -32,9 +32,27 @@ its ``azure_monitor`` output: namespace ``Telegraf/nvidia_smi``, one metric per 
 dimensions (``index``, ``name``, ``uuid``, ``pstate``, ``compute_mode``, ``host``). ``add_gpu_series``
 seeds exactly that.
 
+DCGM (NVIDIA dcgm-exporter scraped by Telegraf's ``prometheus`` input, written by the same
+``azure_monitor`` output, which names the namespace ``Telegraf/<measurement>`` and the metric after the
+field): with the input's ``metric_version = 2`` the namespace is ``Telegraf/prometheus`` and the metrics
+are the exporter's names (``DCGM_FI_DEV_GPU_UTIL`` percent, ``DCGM_FI_DEV_FB_USED``/``_FREE``/``_RESERVED``
+MiB, ``DCGM_FI_DEV_POWER_USAGE`` W, ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` ratio); with ``metric_version = 1``
+(the input's default) each exporter metric is its own namespace ``Telegraf/DCGM_FI_...`` holding one
+metric ``gauge``. The exporter's labels become dimensions: ``gpu``, ``UUID``, ``device`` (``nvidia0``),
+``modelName``, ``Hostname``, plus Telegraf's ``url`` and ``host``. ``add_dcgm_gpu_series`` seeds either.
+
+``GET {resourceUri}/providers/microsoft.insights/metricNamespaces?startTime=...`` (Metric Namespaces -
+List, no paging) answers ``{"value": [{"id", "name", "type": "Microsoft.Insights/metricNamespaces",
+"classification": "Platform"|"Custom", "properties": {"metricNamespaceName"}}]}``: the resource type's
+platform namespace (``name`` escaped with ``-`` for ``/`` as the reference's example shows) and every
+custom namespace holding a sample at or after ``startTime`` (any sample without it). Custom namespace
+names come back lower-cased (users report Azure lower-casing custom namespaces; a recorded NGINX answer
+shows the ``id`` keeping the published case), so readers must match them case-insensitively.
+
 Seeding (plain Python, for tests, the demo and outside testers): ``add_series(resource_id, metric_name,
 points, namespace=..., unit=..., dimensions=...)`` with ``points`` either ``[(timestamp, value), ...]``
-or ``(timestamps, values)``; ``add_resource`` makes a resource known without data.
+or ``(timestamps, values)``; ``add_resource`` makes a resource known without data; ``add_gpu_series``
+(Telegraf nvidia_smi) and ``add_dcgm_gpu_series`` (DCGM through Telegraf) seed one GPU's field.
 """
 
 from __future__ import annotations
@@ -56,6 +74,7 @@ from providers.sandbox.json_server import JsonApiServer, Request, Response
 
 VM_NAMESPACE = "Microsoft.Compute/virtualMachines"
 TELEGRAF_GPU_NAMESPACE = "Telegraf/nvidia_smi"
+DCGM_NAMESPACE = "Telegraf/prometheus"  # Telegraf's prometheus input (metric_version = 2) + azure_monitor output
 GRAINS = {"PT1M": 60, "PT5M": 300, "PT15M": 900, "PT30M": 1800, "PT1H": 3600, "PT6H": 21600, "PT12H": 43200,
           "P1D": 86400}
 AGGREGATIONS = ("average", "minimum", "maximum", "total", "count")
@@ -157,6 +176,7 @@ class AzureMonitorExtension:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._metrics: dict[tuple[str, str], dict[str, _Metric]] = defaultdict(dict)  # (rid, ns) lower -> name lower
+        self._namespaces: dict[tuple[str, str], str] = {}  # (rid, ns) lower -> the namespace as first published
         self._locations: dict[str, str] = {}
         self._throttles: list[int] = []
 
@@ -180,6 +200,7 @@ class AzureMonitorExtension:
             rid = resource_id.lower()
             if location is not None or rid not in self._locations:
                 self._locations[rid] = location or self._locations.get(rid, "eastus")
+            self._namespaces.setdefault((rid, namespace.lower()), namespace)
             metric = self._metrics[(rid, namespace.lower())].setdefault(metric_name.lower(), _Metric(metric_name, unit))
             for s in metric.series:
                 if s.dims == dims:
@@ -198,6 +219,33 @@ class AzureMonitorExtension:
         self.add_series(resource_id, field_name, points, namespace=TELEGRAF_GPU_NAMESPACE, unit=unit or default_unit,
                         dimensions=dims)
 
+    def add_dcgm_gpu_series(self, resource_id: str, gpu: int, field: str, points: Any, *,
+                            namespace: str = DCGM_NAMESPACE, metric_version: int = 2,
+                            model: str = "NVIDIA A100 80GB PCIe", host: str | None = None, unit: str | None = None,
+                            dimensions: Mapping[str, str] | None = None) -> None:
+        """One GPU's DCGM exporter field (``DCGM_FI_DEV_GPU_UTIL``, ``DCGM_FI_DEV_FB_USED``, ...) as Telegraf's
+        ``prometheus`` input + ``azure_monitor`` output publish it.
+
+        ``metric_version=2``: metric ``field`` in ``namespace`` (``Telegraf/prometheus``, or any custom
+        namespace another publisher chose). ``metric_version=1``: namespace ``Telegraf/<field>`` with one
+        metric ``gauge`` (``namespace`` is then ignored). Dimensions are the exporter's labels (``gpu``,
+        ``UUID``, ``device``, ``modelName``, ``Hostname``) and Telegraf's ``url`` (and ``host`` when given);
+        ``dimensions`` replaces them all (e.g. a series with only ``device``).
+        """
+        if metric_version not in (1, 2):
+            raise ValueError(f"metric_version is 1 or 2, not {metric_version!r}")
+        if dimensions is None:
+            gpu_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"{resource_id.lower()}#{gpu}")
+            dims = {"gpu": str(gpu), "UUID": f"GPU-{gpu_uuid}", "device": f"nvidia{gpu}", "modelName": model,
+                    "Hostname": host or "localhost", "url": "http://localhost:9400/metrics"}
+            if host:
+                dims["host"] = host
+        else:
+            dims = dict(dimensions)
+        default_unit = "Percent" if field.upper().endswith("_UTIL") else "Count"
+        metric, ns = (field, namespace) if metric_version == 2 else ("gauge", f"Telegraf/{field}")
+        self.add_series(resource_id, metric, points, namespace=ns, unit=unit or default_unit, dimensions=dims)
+
     def throttle_next(self, count: int = 1, retry_after: int = 0) -> None:
         """Answer the next ``count`` metrics requests with ARM's 429 (``Retry-After`` seconds)."""
         with self._lock:
@@ -208,7 +256,8 @@ class AzureMonitorExtension:
         path = unquote(request.path)
         lower = path.lower().rstrip("/")
         for suffix, answer in (("/providers/microsoft.insights/metrics", self._metrics_answer),
-                               ("/providers/microsoft.insights/metricdefinitions", self._definitions_answer)):
+                               ("/providers/microsoft.insights/metricdefinitions", self._definitions_answer),
+                               ("/providers/microsoft.insights/metricnamespaces", self._namespaces_answer)):
             if lower.endswith(suffix) and lower.startswith("/subscriptions/"):
                 resource_id = path.rstrip("/")[: -len(suffix)]
                 break
@@ -339,6 +388,32 @@ class AzureMonitorExtension:
             out.append({"metadatavalues": meta, "data": _aggregate(groups[key], base, stop, grain, aggs)})
         return out
 
+    def _namespaces_answer(self, resource_id: str, request: Request) -> dict[str, Any]:
+        since_text = request.arg("startTime")
+        try:
+            since = int(_parse_time(since_text).timestamp()) if since_text else None
+        except ValueError as exc:
+            raise MetricsError(f"Invalid startTime {since_text!r}: expected an ISO 8601 date") from exc
+        rid = resource_id.lower()
+        base = f"{resource_id}/providers/microsoft.insights/metricNamespaces"
+        platform = _resource_type(resource_id)
+        out = []
+        if platform:
+            escaped = platform.replace("/", "-")
+            out.append({"id": f"{base}/{escaped}", "name": escaped, "type": "Microsoft.Insights/metricNamespaces",
+                        "classification": "Platform", "properties": {"metricNamespaceName": platform}})
+        with self._lock:
+            custom = sorted((name, metrics) for (r, ns), metrics in self._metrics.items()
+                            if r == rid and ns != platform.lower()
+                            for name in [self._namespaces.get((r, ns), ns)])
+            for name, metrics in custom:
+                stamps = [s.ts for m in metrics.values() for s in m.series]
+                if since is not None and not any(len(t) and int(t.max()) >= since for t in stamps):
+                    continue
+                out.append({"id": f"{base}/{name}", "name": name.lower(), "type": "Microsoft.Insights/metricNamespaces",
+                            "classification": "Custom", "properties": {"metricNamespaceName": name.lower()}})
+        return {"value": out}
+
     def _definitions_answer(self, resource_id: str, request: Request) -> dict[str, Any]:
         namespace = request.arg("metricnamespace") or _resource_type(resource_id)
         catalog, _ = self._catalog(resource_id, namespace)
@@ -414,6 +489,7 @@ class AzureMonitorEmulator(JsonApiServer):
         self.add_resource = self.extension.add_resource
         self.add_series = self.extension.add_series
         self.add_gpu_series = self.extension.add_gpu_series
+        self.add_dcgm_gpu_series = self.extension.add_dcgm_gpu_series
         self.throttle_next = self.extension.throttle_next
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:

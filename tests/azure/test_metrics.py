@@ -1,4 +1,4 @@
-"""Azure Monitor usage: Telegraf's per-GPU custom metrics plus the VM's CPU and network, as one long frame.
+"""Azure Monitor usage: per-GPU custom metrics (Telegraf nvidia_smi, or DCGM) plus the VM's CPU and network.
 
 Real azure-mgmt-monitor clients against the local metrics emulator over HTTPS.
 """
@@ -6,7 +6,7 @@ Real azure-mgmt-monitor clients against the local metrics emulator over HTTPS.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -148,10 +148,11 @@ def test_running_gpu_vm_without_telegraf_is_a_gap_and_gets_no_host_rows(fleet: F
 
 
 def test_one_gpu_call_per_vm_and_one_host_call_per_measured_vm(fleet: Fleet) -> None:
-    """Every GPU field travels in one request (4 VMs), CPU and both network totals in another (2 measured VMs)."""
-    assert fleet.calls == {"monitor.Metrics.List": 6}
+    """One namespace list per VM (4); every GPU field in one request for the 2 VMs publishing Telegraf's
+    namespace (the others are not asked for it), CPU and both network totals in another (2 measured VMs)."""
+    assert fleet.calls == {"monitor.MetricNamespaces.List": 4, "monitor.Metrics.List": 4}
     gpu_calls = [r for r in fleet.requests if "metricnamespace=Telegraf" in r]
-    assert len(gpu_calls) == 4
+    assert len(gpu_calls) == 2
     assert all("metricnames=utilization_gpu%2Cmemory_used%2Cmemory_total%2Cpower_draw" in r for r in gpu_calls)
     host_calls = [r for r in fleet.requests if "Percentage%20CPU%2CNetwork%20In%20Total%2CNetwork%20Out%20Total" in r]
     assert len(host_calls) == 2
@@ -214,7 +215,8 @@ def test_missing_telegraf_fields_fall_back_to_the_published_ones(emu: AzureMonit
     result = metrics.usage(clients, SUB, REGION, [vm("u", 2)], WINDOW, HOUR, host_metrics_for=lambda f: set())
     assert rows(result.usage.frame, "u", Metric.GPU_UTIL, 1)["value"].tolist() == [7.0] * N_HOURS
     assert result.gaps == ()
-    assert clients.calls == {"monitor.Metrics.List": 2, "monitor.MetricDefinitions.List": 1}
+    assert clients.calls == {"monitor.MetricNamespaces.List": 1, "monitor.Metrics.List": 2,
+                             "monitor.MetricDefinitions.List": 1}
 
 
 def test_series_without_an_index_dimension_is_instance_level(emu: AzureMonitorEmulator) -> None:
@@ -254,13 +256,13 @@ def test_long_windows_are_read_in_30_day_chunks(emu: AzureMonitorEmulator) -> No
     frame = metrics.usage(clients, SUB, REGION, [vm("long")], window, HOUR,
                           host_metrics_for=lambda f: set()).usage.frame
     assert len(rows(frame, "long", Metric.GPU_UTIL, 0)) == 45 * 24
-    assert clients.calls == {"monitor.Metrics.List": 2}
+    assert clients.calls == {"monitor.MetricNamespaces.List": 1, "monitor.Metrics.List": 2}
 
 
 @pytest.mark.parametrize("period, interval", [(timedelta(minutes=5), "PT5M"), (timedelta(days=1), "P1D")])
 def test_period_maps_to_the_interval(emu: AzureMonitorEmulator, period: timedelta, interval: str) -> None:
-    emu.add_resource(vm("i").ref.id)
-    metrics.usage(make_clients(emu), SUB, REGION, [vm("i")], WINDOW, period)
+    seed_gpus(emu, "i", 1)
+    metrics.usage(make_clients(emu), SUB, REGION, [vm("i")], WINDOW, period, host_metrics_for=lambda f: set())
     assert emu.count(f"interval={interval}&") == 1
 
 
@@ -277,14 +279,14 @@ def test_throttling_is_retried(emu: AzureMonitorEmulator) -> None:
     clients = make_clients(emu)
     result = metrics.usage(clients, SUB, REGION, [vm("t")], WINDOW, HOUR, host_metrics_for=lambda f: set())
     assert len(rows(result.usage.frame, "t", Metric.GPU_UTIL, 0)) == N_HOURS
-    assert emu.count("/metrics?") == 3
-    assert clients.calls["monitor.Metrics.List"] == 1  # one call, retried inside azure-core
+    assert emu.count("/metricNamespaces?") == 3  # the first request answered 429 twice
+    assert clients.calls == {"monitor.MetricNamespaces.List": 1, "monitor.Metrics.List": 1}  # retried in azure-core
 
 
 def test_throttling_past_the_retries_is_throttled(emu: AzureMonitorEmulator) -> None:
     emu.add_resource(vm("t").ref.id)
     emu.fail_next(429, count=10)
-    with pytest.raises(Throttled, match="monitor.Metrics.List"):
+    with pytest.raises(Throttled, match="monitor.MetricNamespaces.List"):
         metrics.usage(make_clients(emu, retry_total=2), SUB, REGION, [vm("t")], WINDOW, HOUR)
 
 
@@ -307,7 +309,7 @@ def test_forbidden_is_a_gap_with_the_role_to_grant(emu: AzureMonitorEmulator) ->
 
 def test_unauthenticated_is_an_auth_error(emu: AzureMonitorEmulator) -> None:
     emu.fail_next(401, message="token expired")
-    with pytest.raises(AuthError, match="monitor.Metrics.List"):
+    with pytest.raises(AuthError, match="monitor.MetricNamespaces.List"):
         metrics.usage(make_clients(emu), SUB, REGION, [vm("a")], WINDOW, HOUR)
 
 
@@ -352,3 +354,182 @@ def test_seeding_takes_pairs_or_arrays() -> None:
     assert rows(frame, "pairs", Metric.GPU_UTIL, 0)["value"].tolist() == values
     assert rows(frame, "arrays", Metric.GPU_UTIL, 0)["value"].tolist() == values
     assert rows(frame, "two", Metric.GPU_UTIL, 0)["value"].tolist() == [1.0, 2.0]
+
+
+# -- DCGM (dcgm-exporter through Telegraf's prometheus input, or any custom namespace) ---------------------------
+FB_TOTAL = 81920.0
+
+
+def used(k: int, gpu: int, j: int) -> float:
+    """Frame buffer used (MiB) at the j-th half hour of hour k: the hour's maximum is j == 1."""
+    return 2000.0 + 10 * k + gpu + 500 * j
+
+
+def seed_dcgm(emu: AzureMonitorEmulator, name: str, gpus: Sequence[int], *, metric_version: int = 2,
+              namespace: str = "Telegraf/prometheus", util_field: str = "DCGM_FI_DEV_GPU_UTIL",
+              scale: float = 1.0) -> None:
+    """dcgm-exporter fields of some GPUs: utilization every 10 minutes, frame buffer used/free every 30."""
+    rid = vm(name).ref.id
+    times = hours(WINDOW.start, N_HOURS)
+    half = timedelta(minutes=30)
+    for gpu in gpus:
+        series = {
+            util_field: [(t + j * TEN_MIN, util(k, gpu, j) * scale) for k, t in enumerate(times) for j in range(6)],
+            "DCGM_FI_DEV_FB_USED": [(t + j * half, used(k, gpu, j)) for k, t in enumerate(times) for j in (0, 1)],
+            "DCGM_FI_DEV_FB_FREE": [(t + j * half, FB_TOTAL - used(k, gpu, j)) for k, t in enumerate(times)
+                                    for j in (0, 1)],
+        }
+        for field, points in series.items():
+            emu.add_dcgm_gpu_series(rid, gpu, field, points, namespace=namespace, metric_version=metric_version)
+
+
+def no_hosts(frame: pd.DataFrame) -> set[str]:
+    return set()
+
+
+def test_vm_with_only_dcgm_metrics_is_measured_per_gpu(emu: AzureMonitorEmulator) -> None:
+    """Telegraf/prometheus (metric_version 2): utilization is the period max per GPU, memory used the max,
+    memory total FB_USED + FB_FREE from the averages (the sum of maxima would add 250 MiB)."""
+    seed_dcgm(emu, "d", [0, 1])
+    clients = make_clients(emu)
+    result = metrics.usage(clients, SUB, REGION, [vm("d", 2)], WINDOW, HOUR, host_metrics_for=no_hosts)
+    frame = result.usage.frame
+    for gpu in (0, 1):
+        assert rows(frame, "d", Metric.GPU_UTIL, gpu)["value"].tolist() == [util(k, gpu, 5) for k in range(N_HOURS)]
+        assert rows(frame, "d", Metric.GPU_MEM_USED, gpu)["value"].tolist() == [used(k, gpu, 1)
+                                                                                 for k in range(N_HOURS)]
+        assert rows(frame, "d", Metric.GPU_MEM_TOTAL, gpu)["value"].tolist() == [FB_TOTAL, FB_TOTAL]
+    assert result.gaps == ()
+    # namespaces once, the definitions of Telegraf/prometheus once, one metrics call for every DCGM field
+    assert clients.calls == {"monitor.MetricNamespaces.List": 1, "monitor.MetricDefinitions.List": 1,
+                             "monitor.Metrics.List": 1}
+    [call] = [r for r in emu.requests if "/metrics?" in r]
+    assert "metricnamespace=telegraf%2fprometheus" in call.lower() and "$filter=gpu%20eq%20%27%2a%27" in call.lower()
+
+
+def test_dcgm_measured_vm_gets_host_metrics(emu: AzureMonitorEmulator) -> None:
+    seed_dcgm(emu, "d", [0])
+    seed_host(emu, "d")
+    frame = metrics.usage(make_clients(emu), SUB, REGION, [vm("d")], WINDOW, HOUR).usage.frame
+    assert len(rows(frame, "d", Metric.CPU_UTIL, INSTANCE_LEVEL)) == N_HOURS
+
+
+def test_telegraf_prometheus_metric_version_1_namespaces_are_read_without_definitions(
+        emu: AzureMonitorEmulator) -> None:
+    """One namespace per exporter metric (Telegraf/DCGM_FI_..., metric 'gauge'); unused fields are not read."""
+    seed_dcgm(emu, "v1", [0, 1], metric_version=1)
+    emu.add_dcgm_gpu_series(vm("v1").ref.id, 0, "DCGM_FI_DEV_GPU_TEMP", [(WINDOW.start, 60.0)], metric_version=1)
+    clients = make_clients(emu)
+    frame = metrics.usage(clients, SUB, REGION, [vm("v1", 2)], WINDOW, HOUR, host_metrics_for=no_hosts).usage.frame
+    assert rows(frame, "v1", Metric.GPU_UTIL, 1)["value"].tolist() == [util(k, 1, 5) for k in range(N_HOURS)]
+    assert rows(frame, "v1", Metric.GPU_MEM_TOTAL, 0)["value"].tolist() == [FB_TOTAL, FB_TOTAL]
+    assert clients.calls == {"monitor.MetricNamespaces.List": 1, "monitor.Metrics.List": 3}
+    assert emu.count("DCGM_FI_DEV_GPU_TEMP") == 0
+
+
+def test_graphics_engine_active_ratio_is_the_fallback_utilization(emu: AzureMonitorEmulator) -> None:
+    seed_dcgm(emu, "p", [0], util_field="DCGM_FI_PROF_GR_ENGINE_ACTIVE", scale=0.01)
+    frame = metrics.usage(make_clients(emu), SUB, REGION, [vm("p")], WINDOW, HOUR, host_metrics_for=no_hosts).usage.frame
+    assert rows(frame, "p", Metric.GPU_UTIL, 0)["value"].tolist() == pytest.approx(
+        [util(k, 0, 5) for k in range(N_HOURS)], rel=1e-12)
+
+
+def test_reserved_frame_buffer_counts_in_the_total(emu: AzureMonitorEmulator) -> None:
+    seed_dcgm(emu, "r", [0])
+    emu.add_dcgm_gpu_series(vm("r").ref.id, 0, "DCGM_FI_DEV_FB_RESERVED", [(t, 512.0) for t in hours(WINDOW.start,
+                                                                                                      N_HOURS)])
+    frame = metrics.usage(make_clients(emu), SUB, REGION, [vm("r")], WINDOW, HOUR, host_metrics_for=no_hosts).usage.frame
+    assert rows(frame, "r", Metric.GPU_MEM_TOTAL, 0)["value"].tolist() == [FB_TOTAL + 512.0] * 2
+
+
+def test_telegraf_covering_every_gpu_leaves_dcgm_unread(emu: AzureMonitorEmulator) -> None:
+    seed_gpus(emu, "both", 2)
+    seed_dcgm(emu, "both", [0, 1])
+    clients = make_clients(emu)
+    frame = metrics.usage(clients, SUB, REGION, [vm("both", 2)], WINDOW, HOUR, host_metrics_for=no_hosts).usage.frame
+    assert rows(frame, "both", Metric.GPU_UTIL, 1)["value"].tolist() == [util(k, 1, 5) for k in range(N_HOURS)]
+    assert rows(frame, "both", Metric.GPU_MEM_USED, 1)["value"].tolist() == [1001.0 + 10 * k for k in range(N_HOURS)]
+    assert clients.calls == {"monitor.MetricNamespaces.List": 1, "monitor.Metrics.List": 1}
+
+
+def test_dcgm_fills_only_the_gpus_telegraf_did_not_report(emu: AzureMonitorEmulator) -> None:
+    """Telegraf reports GPU 0, DCGM GPUs 0 and 1: GPU 0 keeps Telegraf's numbers, GPU 1 takes DCGM's, no
+    (GPU, metric, time) appears twice."""
+    seed_gpus(emu, "mix", 1)
+    seed_dcgm(emu, "mix", [0, 1])
+    frame = metrics.usage(make_clients(emu), SUB, REGION, [vm("mix", 2)], WINDOW, HOUR,
+                          host_metrics_for=no_hosts).usage.frame
+    assert not frame.duplicated(["resource", "gpu", "metric", "ts"]).any()
+    assert rows(frame, "mix", Metric.GPU_MEM_USED, 0)["value"].tolist() == [1000.0 + 10 * k for k in range(N_HOURS)]
+    assert rows(frame, "mix", Metric.GPU_MEM_USED, 1)["value"].tolist() == [used(k, 1, 1) for k in range(N_HOURS)]
+    assert len(rows(frame, "mix", Metric.GPU_UTIL, 1)) == N_HOURS
+
+
+def test_first_dcgm_namespace_wins_per_gpu(emu: AzureMonitorEmulator) -> None:
+    """The same GPU in Telegraf/prometheus and another publisher's namespace counts once."""
+    seed_dcgm(emu, "two", [0])
+    emu.add_dcgm_gpu_series(vm("two").ref.id, 0, "DCGM_FI_DEV_GPU_UTIL", [(t, 99.0) for t in hours(WINDOW.start,
+                                                                                                    N_HOURS)],
+                            namespace="gpu.custom")
+    frame = metrics.usage(make_clients(emu), SUB, REGION, [vm("two")], WINDOW, HOUR,
+                          host_metrics_for=no_hosts).usage.frame
+    assert rows(frame, "two", Metric.GPU_UTIL, 0)["value"].tolist() == [util(k, 0, 5) for k in range(N_HOURS)]
+
+
+def test_gpu_index_from_device_digits_in_a_user_chosen_namespace(emu: AzureMonitorEmulator) -> None:
+    rid = vm("dev").ref.id
+    for gpu in (2, 3):
+        emu.add_dcgm_gpu_series(rid, gpu, "DCGM_FI_DEV_GPU_UTIL", [(t, 10.0 * gpu) for t in hours(WINDOW.start,
+                                                                                                  N_HOURS)],
+                                namespace="azure.vm.linux.guestmetrics",
+                                dimensions={"device": f"nvidia{gpu}", "Hostname": "dev"})
+    frame = metrics.usage(make_clients(emu), SUB, REGION, [vm("dev", 4)], WINDOW, HOUR,
+                          host_metrics_for=no_hosts).usage.frame
+    assert sorted(set(frame["gpu"])) == [2, 3]
+    assert rows(frame, "dev", Metric.GPU_UTIL, 3)["value"].tolist() == [30.0] * N_HOURS
+
+
+def test_telegraf_system_namespaces_are_not_probed(emu: AzureMonitorEmulator) -> None:
+    rid = vm("sys").ref.id
+    emu.add_series(rid, "usage_idle", [(WINDOW.start, 90.0)], namespace="Telegraf/cpu", dimensions={"cpu": "cpu-total"})
+    emu.add_series(rid, "used_percent", [(WINDOW.start, 40.0)], namespace="Telegraf/mem")
+    clients = make_clients(emu)
+    [gap] = metrics.usage(clients, SUB, REGION, [vm("sys")], WINDOW, HOUR).gaps
+    assert gap.what == "gpu-telemetry"
+    assert clients.calls == {"monitor.MetricNamespaces.List": 1}
+
+
+def test_vm_with_neither_is_a_gap_naming_both_ways_after_one_call(emu: AzureMonitorEmulator) -> None:
+    emu.add_resource(vm("none").ref.id)
+    clients = make_clients(emu)
+    [gap] = metrics.usage(clients, SUB, REGION, [vm("none")], WINDOW, HOUR).gaps
+    assert gap.what == "gpu-telemetry" and "DCGM_FI_DEV_GPU_UTIL" in gap.reason
+    assert "[[inputs.nvidia_smi]]" in gap.hint and "dcgm-exporter" in gap.hint and "DCGM_FI_DEV_FB_USED" in gap.hint
+    assert clients.calls == {"monitor.MetricNamespaces.List": 1}
+
+
+def test_dcgm_series_without_points_in_the_window_is_a_gap_saying_so(emu: AzureMonitorEmulator) -> None:
+    emu.add_dcgm_gpu_series(vm("stale").ref.id, 0, "DCGM_FI_DEV_GPU_UTIL", [(WINDOW.start - 3 * timedelta(days=1),
+                                                                             80.0)])
+    result = metrics.usage(make_clients(emu), SUB, REGION, [vm("stale")], WINDOW, HOUR)
+    [gap] = result.gaps
+    assert "no data points in the window" in gap.reason and result.usage.frame.empty
+
+
+def test_emulated_namespace_list_has_the_reference_shape(emu: AzureMonitorEmulator) -> None:
+    """Metric Namespaces - List: the platform namespace (escaped name) and the custom ones (lower-cased
+    names), filtered by startTime."""
+    rid = vm("ns").ref.id
+    emu.add_gpu_series(rid, 0, "utilization_gpu", [(WINDOW.start, 1.0)])
+    emu.add_dcgm_gpu_series(rid, 0, "DCGM_FI_DEV_GPU_UTIL", [(WINDOW.start - 60 * timedelta(days=1), 1.0)])
+    monitor = make_clients(emu).monitor(SUB)
+    listed = {n.name: n for n in monitor.metric_namespaces.list(rid)}
+    assert set(listed) == {"Microsoft.Compute-virtualMachines", "telegraf/nvidia_smi", "telegraf/prometheus"}
+    platform = listed["Microsoft.Compute-virtualMachines"]
+    assert (platform.classification, platform.properties.metric_namespace_name, platform.type) == (
+        "Platform", "Microsoft.Compute/virtualMachines", "Microsoft.Insights/metricNamespaces")
+    custom = listed["telegraf/nvidia_smi"]
+    assert custom.classification == "Custom"
+    assert custom.id == f"{rid}/providers/microsoft.insights/metricNamespaces/Telegraf/nvidia_smi"
+    recent = {n.name for n in monitor.metric_namespaces.list(rid, start_time=WINDOW.start.isoformat())}
+    assert recent == {"Microsoft.Compute-virtualMachines", "telegraf/nvidia_smi"}
