@@ -14,7 +14,8 @@ from agent.collect import BillingReader, Collected, collect_cloud, merge, read_b
 from agent.progress import Progress
 from providers.base import Provider
 from providers.catalog import PriceCatalog
-from providers.model import BillingData, Snapshot, Window
+from providers.errors import ProviderError
+from providers.model import BillingData, Gap, Snapshot, Window
 from recommenders import Analysis, Settings, analyze, host_metrics_wanted
 from recommenders.commitments import billing_commitment_summary
 from reports.model import AuditReport, Summary
@@ -56,6 +57,8 @@ class Target:
 
     provider: Provider
     regions: tuple[str, ...]
+    #: Set when the cloud could not even be listed to find its regions: reported as a gap, the others go on.
+    error: ProviderError | None = None
 
 
 def run_audit(targets: Provider | Sequence[Target], request: AuditRequest, clock: Clock, progress: Progress,
@@ -73,6 +76,13 @@ def run_audit(targets: Provider | Sequence[Target], request: AuditRequest, clock
                            host_metrics_for=lambda gpu_frame: host_metrics_wanted(gpu_frame, request.settings))
              for t in targets]
     collected = merge(parts, at, window, request.period)
+    unreachable = [t for t in targets if t.error is not None]
+    if unreachable:
+        gaps = tuple(Gap(t.provider.cloud, "inventory", str(t.error).splitlines()[0], None, None, None, t.error.hint)
+                     for t in unreachable)
+        failures = tuple(f"{t.provider.cloud} inventory: {t.error.one_line()}" for t in unreachable)
+        collected = Collected(replace(collected.snapshot, gaps=collected.snapshot.gaps + gaps),
+                              collected.failures + failures, collected.api_calls)
     if request.billing and billing_reader is not None:
         billing, gaps, failures = read_billing_exports(request.billing, billing_reader, progress,
                                                        targets[0].provider.cloud)

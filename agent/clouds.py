@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.audit import Target
 from agent.config import Config
-from providers.errors import ConfigurationError
+from providers.errors import ConfigurationError, ProviderError
 from providers.model import Cloud
 
 REGION_PATTERNS = {
@@ -74,11 +74,19 @@ def open_targets(clouds: Sequence[Cloud], config: Config, *, demo: bool, regions
             provider, default, paths = stack.enter_context(
                 _open(cloud, config, demo=demo, profile=profile, live_prices=live_prices, now=now,
                       lookback=lookback))
-            chosen = wanted[cloud] or (tuple(default) if default is not None else tuple(provider.default_regions()))
+            error: ProviderError | None = None
+            chosen = wanted[cloud] or (tuple(default) if default is not None else ())
+            if not chosen and default is None:
+                try:
+                    chosen = tuple(provider.default_regions())  # GCP/Azure: where the inventory has instances
+                except ConfigurationError:
+                    raise
+                except ProviderError as exc:  # this cloud cannot be listed; the others are still audited
+                    error = exc
             if not chosen and cloud == Cloud.AWS:
                 raise ConfigurationError("no AWS region: pass --region or set AWS_DEFAULT_REGION (or a region in "
                                          "your AWS profile, or aws.regions in the config file)")
-            targets.append(Target(provider, chosen))
+            targets.append(Target(provider, chosen, error))
             billing += paths
         yield Opened(tuple(targets), tuple(billing))
 
@@ -135,7 +143,9 @@ def _gcp(config: Config, demo: bool, live_prices: bool, now: datetime,
         from providers.sandbox.gcp_demo import gcp_demo_cloud
 
         with gcp_demo_cloud(now, lookback) as cloud:
-            clients = GcpClients(projects=cloud.projects, endpoints=cloud.endpoints, retry_timeout=10)
+            # The demo's own (anonymous) credentials: a machine's ADC must not be sent to the emulators.
+            clients = GcpClients(projects=cloud.projects, endpoints=cloud.endpoints, credentials=cloud.credentials,
+                                 retry_timeout=10)
             yield (GcpProvider(clients, live_prices=False, billing_table=cloud.billing_table), cloud.regions, ())
         return
     gcp = config.gcp

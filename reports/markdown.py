@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from reports.model import AuditReport
+from reports.model import AuditReport, short_id
 from reports.table import TEAM_HEADER, header_parts, summary_rows, team_rows, usd
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
@@ -28,8 +28,11 @@ def md_text(value: str | None) -> str:
 
 
 def _resource(name: str | None, resource_id: str) -> str:
-    """``name (id)``, or the id alone when the resource has no name."""
-    return md_text(resource_id) if not name else f"{md_text(name)} ({md_text(resource_id)})"
+    """``name (id)``, the name alone when the id only repeats it, or the id alone when the resource has no name."""
+    shown = short_id(resource_id, name)
+    if not name:
+        return md_text(shown or resource_id)
+    return md_text(name) if not shown else f"{md_text(name)} ({md_text(shown)})"
 
 
 def _table(header: Sequence[str], align: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -67,7 +70,7 @@ def _gaps(report: AuditReport) -> list[str]:
         (
             gap.cloud.value,
             md_text(gap.region),
-            md_text(gap.resource_id),
+            md_text(short_id(gap.resource_id)),
             md_text(gap.what),
             md_text(gap.reason),
             md_text(gap.hint),

@@ -7,6 +7,7 @@ renamed field, a changed type); adding an optional field is a minor bump.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -166,3 +167,19 @@ def to_dict(report: AuditReport) -> dict[str, Any]:
 
 def sorted_gaps(gaps: Sequence[Gap]) -> tuple[Gap, ...]:
     return tuple(sorted(gaps, key=lambda g: (g.cloud, g.region or "", g.resource_id or "", g.what, g.reason)))
+
+
+_ARM_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/(?P<rg>[^/]+)/providers/[^/]+/[^/]+/(?P<name>[^/]+)"
+                     r"(?:/virtualMachines/(?P<instance>[^/]+))?$", re.IGNORECASE)
+
+
+def short_id(resource_id: str | None, name: str | None = None) -> str | None:
+    """A resource id as people read it in a table: None when it only repeats the name (GCP instance names),
+    ``<resource group>/<name>`` for an Azure ARM id; the JSON report always carries the full id."""
+    if not resource_id:
+        return None
+    match = _ARM_ID.match(resource_id)
+    if match:
+        tail = match["name"] + (f"/{match['instance']}" if match["instance"] else "")
+        return f"{match['rg']}/{tail}"
+    return None if resource_id == name else resource_id

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from providers.model import utc
 from recommenders.model import Recommendation, Risk
-from reports.model import AuditReport
+from reports.model import AuditReport, short_id
 
 _RISK_STYLE = {Risk.LOW: "green", Risk.MEDIUM: "yellow", Risk.HIGH: "red"}
 
@@ -136,7 +136,9 @@ COMPACT_BELOW = 100
 
 def _resource_cell(rec: Recommendation, compact: bool) -> Text:
     lines = [Text(rec.name)] if rec.name else []
-    lines.append(Text(rec.ref.id, style="dim" if rec.name else ""))
+    shown = short_id(rec.ref.id, rec.name)
+    if shown:
+        lines.append(Text(shown, style="dim" if rec.name else ""))
     if compact:
         lines.append(Text(" · ".join((rec.ref.cloud.value, rec.ref.region, rec.instance_type or "-")), style="dim"))
     return Text("\n").join(lines)
@@ -176,7 +178,7 @@ def _gaps_table(report: AuditReport) -> Table:
     table.add_column("reason", overflow="fold", min_width=12)
     table.add_column("hint", overflow="fold", min_width=10)
     for gap in report.gaps:
-        cells = (gap.cloud.value, gap.region or "-", gap.resource_id or "-", gap.what, gap.reason, gap.hint or "-")
+        cells = (gap.cloud.value, gap.region or "-", short_id(gap.resource_id) or "-", gap.what, gap.reason, gap.hint or "-")
         table.add_row(*(Text(cell) for cell in cells))
     return table
 

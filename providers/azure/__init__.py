@@ -47,12 +47,19 @@ class AzureProvider:
         self._inventory: dict[str, list[Resource]] | None = None
         self._groups: dict[str, list[Group]] = {}
         self._gaps: list[Gap] = []
+        self._failed: ProviderError | None = None  # every account failed: said once, not once per region
 
     def _all(self) -> dict[str, list[Resource]]:
         with self._lock:
+            if self._failed is not None:
+                raise self._failed
             if self._inventory is None:
                 found: dict[str, list[Resource]] = {}
-                subscriptions = self.clients.subscriptions()
+                try:
+                    subscriptions = self.clients.subscriptions()
+                except ProviderError as exc:
+                    self._failed = exc
+                    raise
                 failures: list[ProviderError] = []
                 for sub in subscriptions:
                     try:
@@ -61,6 +68,8 @@ class AzureProvider:
                         failures.append(exc)
                         self._gaps.append(Gap(Cloud.AZURE, "inventory", exc.one_line(), None, None, sub, exc.hint))
                 if failures and len(failures) == len(subscriptions):
+                    self._gaps.clear()  # the failure itself is reported
+                    self._failed = failures[0]
                     raise failures[0]
                 self._inventory = found
             return self._inventory

@@ -44,13 +44,20 @@ class GcpProvider:
         self._inventory: dict[str, list[Resource]] | None = None
         self._groups: dict[str, list[Group]] = {}
         self._gaps: list[Gap] = []
+        self._failed: ProviderError | None = None  # every account failed: said once, not once per region
 
     # -- inventory (read once per run) -----------------------------------------------------------
     def _all(self) -> dict[str, list[Resource]]:
         with self._lock:
+            if self._failed is not None:
+                raise self._failed
             if self._inventory is None:
                 found: dict[str, list[Resource]] = {}
-                projects = self.clients.projects()
+                try:
+                    projects = self.clients.projects()
+                except ProviderError as exc:
+                    self._failed = exc
+                    raise
                 failures: list[ProviderError] = []
                 for project in projects:
                     try:
@@ -59,6 +66,8 @@ class GcpProvider:
                         failures.append(exc)
                         self._gaps.append(Gap(Cloud.GCP, "inventory", exc.one_line(), None, None, project, exc.hint))
                 if failures and len(failures) == len(projects):
+                    self._gaps.clear()  # the failure itself is reported
+                    self._failed = failures[0]
                     raise failures[0]
                 self._inventory = found
             return self._inventory

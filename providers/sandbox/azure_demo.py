@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -39,8 +39,19 @@ from providers.model import Cloud, PricingModel
 from providers.sandbox.azure_arm import AzureArmEmulator
 from providers.sandbox.azure_costs import AzureCostsExtension
 from providers.sandbox.azure_monitor import AzureMonitorExtension
-from providers.sandbox.fleet import (BURSTY, FORGOTTEN, INFERENCE, NO_AGENT, OFFICE, SIM_PERIOD, STOPPED, TRAINING,
-                                     SimInstance, grid, simulate)
+from providers.sandbox.fleet import (
+    BURSTY,
+    FORGOTTEN,
+    INFERENCE,
+    NO_AGENT,
+    OFFICE,
+    SIM_PERIOD,
+    STOPPED,
+    TRAINING,
+    SimInstance,
+    grid,
+    simulate,
+)
 
 DEMO_SUBSCRIPTION = "8c5e2f1a-3b4d-4e6f-9a7b-1c2d3e4f5a6b"
 DEMO_SUBSCRIPTION_NAME = "ML Platform (demo)"
@@ -208,7 +219,7 @@ def azure_demo_cloud(now: datetime, lookback: timedelta = timedelta(days=14),
     """The demo fleet (or ``fleet``, placed by ``placements`` or ``placement``'s defaults) in a fresh ARM
     emulator for the duration of the block, telemetry and costs over ``lookback`` up to ``now``."""
     fleet = tuple(fleet if fleet is not None else azure_demo_fleet())
-    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
     times = grid(pd.Timestamp(now), lookback, SIM_PERIOD)
     catalog = PriceCatalog.shipped(Cloud.AZURE)
     monitor, costs = AzureMonitorExtension(), AzureCostsExtension(page_size=50)

@@ -26,20 +26,36 @@ import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from google.auth.credentials import AnonymousCredentials
 
 from providers.catalog import PriceCatalog
 from providers.model import Cloud, PricingModel
-from providers.sandbox.fleet import (BURSTY, FORGOTTEN, INFERENCE, NO_AGENT, OFFICE, SIM_PERIOD, STOPPED, TRAINING,
-                                     SimInstance, grid, simulate)
+from providers.sandbox.fleet import (
+    BURSTY,
+    FORGOTTEN,
+    INFERENCE,
+    NO_AGENT,
+    OFFICE,
+    SIM_PERIOD,
+    STOPPED,
+    TRAINING,
+    SimInstance,
+    grid,
+    simulate,
+)
 from providers.sandbox.gcp_bigquery import GcpBigQueryEmulator
 from providers.sandbox.gcp_compute import GcpComputeEmulator
-from providers.sandbox.gcp_monitoring import GcpMonitoringEmulator, add_gce_host, add_ops_agent_gpu
+from providers.sandbox.gcp_monitoring import (
+    GcpMonitoringEmulator,
+    add_gce_host,
+    add_ops_agent_gpu,
+)
 
 RESEARCH, PROD = "acme-ml-research", "acme-ml-prod"
 DEMO_PROJECTS = (RESEARCH, PROD)
@@ -84,6 +100,9 @@ class GcpDemo:
     compute: GcpComputeEmulator
     monitoring: GcpMonitoringEmulator
     bigquery: GcpBigQueryEmulator | None
+    #: What ``GcpClients(credentials=...)`` should get: with Application Default Credentials on the machine
+    #: the SDKs would otherwise refresh (and send) a real token to reach the local emulators.
+    credentials: Any = field(default_factory=AnonymousCredentials)
 
 
 def _g(name: str, zone: str, project: str, itype: str, gpus: int, mem_mib: float, behaviour: str, team: str,
@@ -179,9 +198,10 @@ def seed_vm(compute: GcpComputeEmulator, monitoring: GcpMonitoringEmulator, inst
 
 
 def billing_rows(inst: SimInstance, where: Placement, body: Mapping[str, Any], times: pd.DatetimeIndex,
-                 catalog: PriceCatalog, accelerator: str | None) -> list[dict[str, Any]]:
+                 catalog: PriceCatalog, accelerator: str | None, project_number: str) -> list[dict[str, Any]]:
     """The detailed export's hourly Compute Engine rows of one VM while it ran: its GPU SKU and its core and
-    RAM SKUs (those carry the ``machine_spec`` system label), priced from the shipped catalog."""
+    RAM SKUs (those carry the ``machine_spec`` system label), priced from the shipped catalog.
+    ``accelerator``: the VM's GPU type (names an attached GPU's SKU)."""
     sim = simulate(inst, times)
     hours = pd.Series(sim.present.astype(float) * SIM_PERIOD.total_seconds() / 3600, index=times).resample("h").sum()
     hours = hours[hours > 0]
@@ -201,8 +221,6 @@ def billing_rows(inst: SimInstance, where: Placement, body: Mapping[str, Any], t
     gpu_sku = f"{gpu_name} GPU attached to Spot Preemptible VMs" if inst.spot else f"{gpu_name} GPU"
     gpu_share, core_share = _SHARES["attached" if attached else "bundled"]
     gpus = spec.accelerators.count if spec.accelerators else inst.gpus
-    project_number = str(100_000_000_000 + DEMO_PROJECTS.index(where.project) * 1_111
-                         if where.project in DEMO_PROJECTS else 999_999_999_999)
     common = {"service": {"id": "6F81-5844-456A", "description": "Compute Engine"},
               "project": {"id": where.project, "number": project_number, "name": where.project},
               "location": {"location": where.zone, "country": "US" if geo == "Americas" else "NL",
@@ -242,7 +260,7 @@ def gcp_demo_cloud(now: datetime, lookback: timedelta = timedelta(days=14), flee
     for the duration of the block: telemetry over ``lookback`` up to ``now``; ``billing``: the BigQuery
     export too (``billing_table`` None without it)."""
     fleet = tuple(fleet if fleet is not None else gcp_demo_fleet())
-    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
     times = grid(pd.Timestamp(now), lookback, SIM_PERIOD)
     catalog = PriceCatalog.shipped(Cloud.GCP)
     with ExitStack() as stack:
@@ -255,7 +273,9 @@ def gcp_demo_cloud(now: datetime, lookback: timedelta = timedelta(days=14), flee
         for inst in fleet:
             where = placement(inst, compute, placements)
             body = seed_vm(compute, monitoring, inst, where, times)
-            rows += billing_rows(inst, where, body, times, catalog, _accelerator(compute, where.zone, inst.instance_type))
+            accelerator = _accelerator(compute, where.zone, inst.instance_type)
+            number = compute.projects[where.project]["name"].rsplit("/", 1)[-1]
+            rows += billing_rows(inst, where, body, times, catalog, accelerator, number)
         table = None
         if bigquery is not None:
             bigquery.add_billing_table(*DEMO_BILLING_TABLE.split("."), rows, detailed=True)

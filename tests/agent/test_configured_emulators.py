@@ -31,11 +31,11 @@ BUSY = {"cpu": np.full(N, 40.0), "net": np.full(N, 3e7)}
 SUB = "7d3e5a1c-0000-4000-8000-00000000c0de"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> dict:
+def run_cli(*args: str, env: dict[str, str] | None = None, code: int = 0) -> dict:
     run = subprocess.run([sys.executable, "-m", "agent.cli", "audit", *args, "--output", "json", "--period", "1h",
                           "--lookback", "3d", "--no-live-prices", "--no-progress"],
                          capture_output=True, text=True, timeout=240, check=False, env={**os.environ, **(env or {})})
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == code, run.stderr
     return json.loads(run.stdout)
 
 
@@ -115,3 +115,29 @@ ca_bundle = "{azure.ca_path}"
     assert parked["evidence"]["power_state"] == "stopped (allocated)"
     assert azure.tokens_issued
     assert set(report["api_calls"]) <= set(azure_permissions.READ), "a call the read-only role does not cover"
+
+
+AZURE_ENV = {"AZURE_TENANT_ID": "00000000-0000-0000-0000-00000000beef", "AZURE_CLIENT_ID": "costagent-ci",
+             "AZURE_CLIENT_SECRET": "not-a-secret"}
+
+
+def test_a_cloud_that_cannot_be_listed_is_a_gap_and_the_other_is_still_audited(gcp, azure, tmp_path):
+    compute, monitoring = gcp
+    compute.add_project("locked-prj")
+    compute.deny("locked-prj")
+    config = tmp_path / "costagent.toml"
+    config.write_text(f"""
+[gcp]
+projects = ["locked-prj"]
+[gcp.endpoints]
+compute = "{compute.url}"
+monitoring = "{monitoring.address}"
+[azure]
+subscriptions = ["{SUB}"]
+base_url = "{azure.url}"
+ca_bundle = "{azure.ca_path}"
+""", encoding="utf-8")
+    report = run_cli("--config", str(config), env={**AZURE_ENV, "AZURE_AUTHORITY_HOST": azure.url}, code=3)
+    assert report["clouds"] == ["gcp", "azure"]
+    assert [g["cloud"] for g in report["gaps"] if g["what"] == "inventory"] == ["gcp"]
+    assert verdicts(report) == {"idle-a100": "stop", "parked-a100": "stop"}  # Azure's findings

@@ -1,4 +1,5 @@
-"""``costagent audit --demo`` end to end: the embedded demo cloud, the normal boto3 path, ground truth."""
+"""``costagent audit --demo`` end to end: the embedded demo clouds (AWS on moto, GCP and Azure on the local
+emulators), the normal SDK paths, ground truth."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import sys
 
 import pytest
 
+from providers.sandbox.azure_demo import azure_demo_fleet
 from providers.sandbox.fleet import demo_fleet
+from providers.sandbox.gcp_demo import gcp_demo_fleet
 from providers.sandbox.groups import demo_groups
+
+ALL_VMS = demo_fleet() + gcp_demo_fleet() + azure_demo_fleet()
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +27,14 @@ def demo():
 
 def test_demo_meets_its_ground_truth(demo):
     got = {r["name"]: r["kind"] for r in demo["recommendations"] if r["kind"] != "commitment"}  # pools: below
-    want = {i.name: i.expect for i in demo_fleet() if i.expect} | {g.name: g.expect for g in demo_groups() if g.expect}
+    want = {i.name: i.expect for i in ALL_VMS if i.expect} | {g.name: g.expect for g in demo_groups() if g.expect}
     assert got == want
+
+
+def test_demo_audits_three_clouds_with_idle_gpus_stopped_on_each(demo):
+    assert demo["clouds"] == ["aws", "gcp", "azure"]
+    stops = {r["cloud"] for r in demo["recommendations"] if r["kind"] == "stop"}
+    assert stops == {"aws", "gcp", "azure"}
 
 
 def test_demo_groups_get_sizes_and_schedules(demo):
@@ -41,13 +52,14 @@ def test_demo_summary_has_kpis_per_team(demo):
 
 def test_demo_lists_unmeasured_and_young_instances_as_gaps(demo):
     gap_types = {(g["region"], g["what"]) for g in demo["gaps"] if g["resource_id"]}
-    assert gap_types == {("us-east-1", "gpu-telemetry"), ("us-west-2", "analysis")}
+    assert gap_types == {("us-east-1", "gpu-telemetry"), ("us-west-2", "analysis"),  # AWS
+                         ("europe-west4", "gpu-telemetry"), ("eastus", "gpu-telemetry")}  # GCP, Azure: no agent
 
 
 def test_demo_covers_the_fleet_it_promises(demo):
     assert demo["demo"] is True
     members = sum(g.desired for g in demo_groups())
-    assert demo["summary"]["instances"] == len(demo_fleet()) + members >= 12
+    assert demo["summary"]["instances"] == len(ALL_VMS) + members >= 12
     assert len(demo["regions"]) >= 2
     assert demo["summary"]["gpu_spend_usd"] > 0  # Cost Explorer answered from the seeded costs
 
