@@ -8,6 +8,7 @@ was asked to read could not be read (the report still prints, listing it under g
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import sys
@@ -30,6 +31,9 @@ from reports.model import AuditReport
 from reports.table import render_table
 
 log = logging.getLogger("costagent")
+# gRPC's C core (Cloud Monitoring's transport) logs connection events at info level straight to stderr;
+# a CLI keeps stderr for its own messages. An explicit GRPC_VERBOSITY still wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 FORMATS = ("table", "json", "markdown")
 DEFAULT_PERIOD = timedelta(minutes=5)
@@ -201,15 +205,17 @@ def prices(cloud: str, instance_type: str | None, region: str | None, live: bool
 
 
 def _billing_reader(providers: Sequence[Provider]) -> Callable[[Sequence[str]], BillingData]:
-    """Reads billing exports; ``s3://`` and ``gs://`` paths go through the AWS and GCP providers' clients
-    (their credential chains and endpoints)."""
+    """Reads billing exports; ``s3://``, ``gs://`` and Azure Blob (``https://<account>.blob...``, ``abfss://``)
+    paths go through the AWS, GCP and Azure providers' clients (their credential chains and endpoints)."""
     aws = next((p for p in providers if p.cloud == Cloud.AWS), None)
     gcp = next((p for p in providers if p.cloud == Cloud.GCP), None)
+    azure = next((p for p in providers if p.cloud == Cloud.AZURE), None)
 
     def read(paths: Sequence[str]) -> BillingData:
         from providers.focus import read_billing
 
-        return read_billing(paths, aws_clients=getattr(aws, "clients", None), gcp_clients=getattr(gcp, "clients", None))
+        return read_billing(paths, aws_clients=getattr(aws, "clients", None), gcp_clients=getattr(gcp, "clients", None),
+                            azure_clients=getattr(azure, "clients", None))
 
     return read
 
