@@ -149,6 +149,15 @@ class PriceCatalog:
         rates = self._commitments.get((cloud, region, instance_type), [])
         return sorted(rates, key=lambda c: (c.instrument.value, c.term_years))
 
+    def with_live_commitments(self, cloud: Cloud, region: str, instance_types: Iterable[str],
+                              live: Iterable[CommitmentRate]) -> list[CommitmentRate]:
+        """The shipped rates of ``instance_types``, each replaced by a ``live`` one of the same type, instrument
+        and term (live rates the catalog lacks are added), sorted by type, instrument and term."""
+        merged = {(c.instance_type, c.instrument, c.term_years): c
+                  for t in sorted(set(instance_types)) for c in self.commitment_rates(cloud, region, t)}
+        merged.update({(c.instance_type, c.instrument, c.term_years): c for c in live})
+        return [merged[k] for k in sorted(merged, key=lambda k: (k[0], k[1].value, k[2]))]
+
     def quotes(self, cloud: Cloud, region: str, instance_type: str) -> list[PriceQuote]:
         entry, stand_in = self.entry(cloud, region, instance_type)
         if entry is None:

@@ -89,12 +89,9 @@ class AwsProvider:
     def commitment_rates(self, region: str, instance_types: Sequence[str], at: datetime) -> list[CommitmentRate]:
         """The shipped catalog's commitment rates, each replaced by a live one of the same type, instrument
         and term where the Savings Plans / RI offering APIs answer plausibly (only with live prices on)."""
-        merged = {(c.instance_type, c.instrument, c.term_years): c
-                  for t in sorted(set(instance_types)) for c in self._catalog.commitment_rates(Cloud.AWS, region, t)}
-        if self._live_prices:
-            live = commitments.live_commitment_rates(self.clients, region, instance_types, at, catalog=self._catalog)
-            merged.update({(c.instance_type, c.instrument, c.term_years): c for c in live})
-        return [merged[k] for k in sorted(merged, key=lambda k: (k[0], k[1].value, k[2]))]
+        live = commitments.live_commitment_rates(self.clients, region, instance_types, at, catalog=self._catalog) \
+            if self._live_prices else []
+        return self._catalog.with_live_commitments(Cloud.AWS, region, instance_types, live)
 
     def api_calls(self) -> dict[str, int]:
         return dict(self.clients.calls)

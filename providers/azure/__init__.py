@@ -14,7 +14,6 @@ The inventory is one ``virtualMachines.listAll`` per subscription: read once per
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -24,10 +23,10 @@ import pandas as pd
 from providers.azure import billing, commitments, groups, inventory, metrics, pricing
 from providers.azure.client import AzureClients
 from providers.azure.retail_prices import RetailPricesClient
+from providers.accounts import AccountInventory, usage_per_account
 from providers.base import UsageResult
 from providers.catalog import PriceCatalog
-from providers.errors import ProviderError
-from providers.model import Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Usage, Window
+from providers.model import Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Window
 
 log = logging.getLogger(__name__)
 
@@ -43,59 +42,26 @@ class AzureProvider:
         self._catalog = PriceCatalog.shipped(Cloud.AZURE)
         self._live_prices = live_prices
         self._prices = prices or RetailPricesClient()
-        self._lock = threading.Lock()
-        self._inventory: dict[str, list[Resource]] | None = None
-        self._groups: dict[str, list[Group]] = {}
-        self._gaps: list[Gap] = []
-        self._failed: ProviderError | None = None  # every account failed: said once, not once per region
-
-    def _all(self) -> dict[str, list[Resource]]:
-        with self._lock:
-            if self._failed is not None:
-                raise self._failed
-            if self._inventory is None:
-                found: dict[str, list[Resource]] = {}
-                try:
-                    subscriptions = self.clients.subscriptions()
-                except ProviderError as exc:
-                    self._failed = exc
-                    raise
-                failures: list[ProviderError] = []
-                for sub in subscriptions:
-                    try:
-                        found[sub] = inventory.list_vms(self.clients, sub, self._catalog)
-                    except ProviderError as exc:  # one subscription's failure must not hide the others
-                        failures.append(exc)
-                        self._gaps.append(Gap(Cloud.AZURE, "inventory", exc.one_line(), None, None, sub, exc.hint))
-                if failures and len(failures) == len(subscriptions):
-                    self._gaps.clear()  # the failure itself is reported
-                    self._failed = failures[0]
-                    raise failures[0]
-                self._inventory = found
-            return self._inventory
+        self._inventory = AccountInventory(
+            Cloud.AZURE, self.clients.subscriptions,
+            lambda sub: inventory.list_vms(self.clients, sub, self._catalog))
 
     def subscriptions(self) -> list[str]:
-        return sorted(self._all())
+        return self._inventory.accounts()
 
     def default_regions(self) -> list[str]:
         """Every location holding at least one VM."""
-        return sorted({r.ref.region for rs in self._all().values() for r in rs})
+        return self._inventory.default_regions()
 
     def pending_gaps(self) -> list[Gap]:
-        with self._lock:
-            out, self._gaps = self._gaps, []
-        return out
+        """Gaps found outside a region's calls (a subscription that could not be listed); each reported once."""
+        return self._inventory.pending_gaps()
 
     def resources(self, region: str) -> list[Resource]:
-        return [r for rs in self._all().values() for r in rs if r.ref.region == region]
+        return self._inventory.resources(region)
 
     def groups(self, region: str) -> list[Group]:
-        out: list[Group] = []
-        for sub in self._all():
-            if sub not in self._groups:
-                self._groups[sub] = groups.list_groups(self.clients, sub)
-            out += [g for g in self._groups[sub] if g.ref.region == region]
-        return out
+        return self._inventory.groups(region, lambda sub, _found: groups.list_groups(self.clients, sub))
 
     def offered_types(self, region: str, instance_types: Sequence[str]) -> set[str]:
         subs = self.subscriptions()
@@ -110,20 +76,14 @@ class AzureProvider:
         on_progress: Callable[[int, int], None] | None = None,
         host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None,
     ) -> UsageResult:
-        parts: list[Usage] = []
-        gaps: list[Gap] = []
-        for sub in sorted({r.ref.account for r in resources}):
-            mine = [r for r in resources if r.ref.account == sub]
-            result = metrics.usage(self.clients, sub, region, mine, window, period,
-                                   on_progress=on_progress, host_metrics_for=host_metrics_for)
-            parts.append(result.usage)
-            gaps += result.gaps
-        return UsageResult(Usage.concat(parts, period), tuple(gaps))
+        return usage_per_account(resources, period, lambda sub, mine: metrics.usage(
+            self.clients, sub, region, mine, window, period, on_progress=on_progress,
+            host_metrics_for=host_metrics_for))
 
     def costs(self, window: Window) -> list[CostRecord]:
         """Cost Management rows per VM and day; the VM's size (not a query dimension) taken from the inventory,
         matched on the lower-cased ARM id, so that GPU spend is counted per instance type like on AWS."""
-        sizes = {r.ref.id.lower(): r.instance_type for rs in self._all().values() for r in rs}
+        sizes = {r.ref.id.lower(): r.instance_type for rs in self._inventory.all().values() for r in rs}
         out: list[CostRecord] = []
         for sub in self.subscriptions():
             out += [replace(c, sku=sizes.get((c.resource_id or "").lower(), c.sku))

@@ -15,9 +15,5 @@ from providers.model import Cloud, CommitmentRate
 
 def commitment_rates(client: RetailPricesClient, shipped: PriceCatalog, region: str, instance_types: Sequence[str],
                      at: datetime, live: bool = True) -> list[CommitmentRate]:
-    merged = {(c.instance_type, c.instrument, c.term_years): c
-              for t in sorted(set(instance_types)) for c in shipped.commitment_rates(Cloud.AZURE, region, t)}
-    if live:
-        for rate in pricing.commitment_rates(client, shipped, region, instance_types, at, live=True):
-            merged[(rate.instance_type, rate.instrument, rate.term_years)] = rate
-    return [merged[k] for k in sorted(merged, key=lambda k: (k[0], k[1].value, k[2]))]
+    live_rates = pricing.commitment_rates(client, shipped, region, instance_types, at, live=True) if live else []
+    return shipped.with_live_commitments(Cloud.AZURE, region, instance_types, live_rates)

@@ -13,18 +13,17 @@ the provider reads it once per run and serves each region from it.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 
 import pandas as pd
 
+from providers.accounts import AccountInventory, usage_per_account
 from providers.base import UsageResult
 from providers.catalog import PriceCatalog
-from providers.errors import ProviderError
 from providers.gcp import billing, commitments, groups, inventory, metrics, pricing
 from providers.gcp.client import GcpClients
-from providers.model import Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Usage, Window
+from providers.model import Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Window
 
 log = logging.getLogger(__name__)
 
@@ -40,61 +39,27 @@ class GcpProvider:
         self._catalog = PriceCatalog.shipped(Cloud.GCP)
         self._live_prices = live_prices
         self._billing_table = billing_table
-        self._lock = threading.Lock()
-        self._inventory: dict[str, list[Resource]] | None = None
-        self._groups: dict[str, list[Group]] = {}
-        self._gaps: list[Gap] = []
-        self._failed: ProviderError | None = None  # every account failed: said once, not once per region
-
-    # -- inventory (read once per run) -----------------------------------------------------------
-    def _all(self) -> dict[str, list[Resource]]:
-        with self._lock:
-            if self._failed is not None:
-                raise self._failed
-            if self._inventory is None:
-                found: dict[str, list[Resource]] = {}
-                try:
-                    projects = self.clients.projects()
-                except ProviderError as exc:
-                    self._failed = exc
-                    raise
-                failures: list[ProviderError] = []
-                for project in projects:
-                    try:
-                        found[project] = inventory.list_instances(self.clients, project, self._catalog)
-                    except ProviderError as exc:  # one project's failure must not hide the others
-                        failures.append(exc)
-                        self._gaps.append(Gap(Cloud.GCP, "inventory", exc.one_line(), None, None, project, exc.hint))
-                if failures and len(failures) == len(projects):
-                    self._gaps.clear()  # the failure itself is reported
-                    self._failed = failures[0]
-                    raise failures[0]
-                self._inventory = found
-            return self._inventory
+        self._inventory = AccountInventory(
+            Cloud.GCP, self.clients.projects,
+            lambda project: inventory.list_instances(self.clients, project, self._catalog))
 
     def projects(self) -> list[str]:
-        return sorted(self._all())
+        return self._inventory.accounts()
 
     def default_regions(self) -> list[str]:
         """Every region holding at least one instance (Compute Engine has no 'default region' to speak of)."""
-        return sorted({r.ref.region for rs in self._all().values() for r in rs})
+        return self._inventory.default_regions()
 
     def pending_gaps(self) -> list[Gap]:
         """Gaps found outside a region's calls (a project that could not be listed); each reported once."""
-        with self._lock:
-            out, self._gaps = self._gaps, []
-        return out
+        return self._inventory.pending_gaps()
 
     def resources(self, region: str) -> list[Resource]:
-        return [r for rs in self._all().values() for r in rs if r.ref.region == region]
+        return self._inventory.resources(region)
 
     def groups(self, region: str) -> list[Group]:
-        out: list[Group] = []
-        for project, found in self._all().items():
-            if project not in self._groups:
-                self._groups[project] = groups.list_groups(self.clients, project, {r.ref.id: r for r in found})
-            out += [g for g in self._groups[project] if g.ref.region == region]
-        return out
+        return self._inventory.groups(region, lambda project, found: groups.list_groups(
+            self.clients, project, {r.ref.id: r for r in found}))
 
     def offered_types(self, region: str, instance_types: Sequence[str]) -> set[str]:
         projects = self.projects()
@@ -110,15 +75,9 @@ class GcpProvider:
         host_metrics_for: Callable[[pd.DataFrame], Collection[str]] | None = None,
     ) -> UsageResult:
         """Per project (Cloud Monitoring is scoped by project), the results joined."""
-        parts: list[Usage] = []
-        gaps: list[Gap] = []
-        for project in sorted({r.ref.account for r in resources}):
-            mine = [r for r in resources if r.ref.account == project]
-            result = metrics.usage(self.clients, project, region, mine, window, period,
-                                   on_progress=on_progress, host_metrics_for=host_metrics_for)
-            parts.append(result.usage)
-            gaps += result.gaps
-        return UsageResult(Usage.concat(parts, period), tuple(gaps))
+        return usage_per_account(resources, period, lambda project, mine: metrics.usage(
+            self.clients, project, region, mine, window, period, on_progress=on_progress,
+            host_metrics_for=host_metrics_for))
 
     def costs(self, window: Window) -> list[CostRecord]:
         if not self._billing_table:
