@@ -119,7 +119,8 @@ def main(verbose: int) -> None:
               help="Progress bars on stderr (default: when stderr is a terminal).")
 @click.option("--billing", "billing", multiple=True, metavar="PATH",
               help="Billing export to read (repeatable): FOCUS 1.0+, AWS CUR 1.0/2.0 or Azure EA/MCA exports, "
-                   "CSV or Parquet; a file, folder, glob or s3://bucket/prefix. Gives effective rates, "
+                   "CSV or Parquet; a file, folder, glob, s3://bucket/prefix, gs://bucket/prefix or "
+                   "https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix. Gives effective rates, "
                    "commitment coverage and hourly usage for commitments.")
 def audit(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str, ...], profile: str | None,
           lookback: timedelta, period: timedelta | None, fmt: str | None, out_file: Path | None, demo: bool,

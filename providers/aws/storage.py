@@ -8,13 +8,13 @@ counting apply, and SDK errors arrive as ``providers.errors``.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from providers.aws.client import AwsClients, pages, translated
 from providers.errors import ConfigurationError, NotFound
+from providers.object_paths import listing_prefix, local_path, wanted
 
 log = logging.getLogger(__name__)
 
@@ -52,33 +52,26 @@ def list_objects(clients: AwsClients, url: str, suffixes: tuple[str, ...] = ()) 
 
     The URL names one object, a prefix (every object below it whose name ends with one of
     ``suffixes``, when given) or a glob (``s3://b/cur/*/part-*.parquet``: listed from the part
-    before the first wildcard, matched with ``fnmatch``).
+    before the first wildcard, matched with ``fnmatch``): ``providers.object_paths``.
     """
     bucket, key = parse_url(url)
-    wild = next((i for i, ch in enumerate(key) if ch in "*?["), None)
-    prefix = key if wild is None else key[:wild]
+    prefix = listing_prefix(key)
     region = _region(clients)
     client = clients.client("s3", region)
     found: list[S3Object] = []
     for page in pages(client, "ListObjectsV2", region, Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             name = str(item["Key"])
-            if name.endswith("/"):
-                continue  # a console "folder"
-            if wild is not None and not fnmatch.fnmatchcase(name, key):
-                continue
-            if wild is None and name != key and suffixes and not name.lower().endswith(suffixes):
-                continue
-            found.append(S3Object(bucket, name, int(item.get("Size", 0))))
+            if wanted(name, key, suffixes):
+                found.append(S3Object(bucket, name, int(item.get("Size", 0))))
     if not found:
         raise NotFound(f"aws s3: nothing found at {url}", hint="check the bucket, the prefix and the region")
     return sorted(found, key=lambda o: o.key)
 
 
-def download(clients: AwsClients, obj: S3Object, folder: Path) -> Path:
+def download_object(clients: AwsClients, obj: S3Object, folder: Path) -> Path:
     """Stream one object to ``folder/<bucket>/<key>`` (its name kept: the extension tells gzip)."""
-    target = folder / obj.bucket / PurePosixPath(obj.key)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = local_path(folder, obj.bucket, obj.key)
     region = _region(clients)
     with translated("s3", "GetObject", region):
         response = clients.client("s3", region).get_object(Bucket=obj.bucket, Key=obj.key)

@@ -132,6 +132,24 @@ class AzureClients:
 
         return self._cached("costmanagement", "", lambda: CostManagementClient(self.credential, **self.kwargs()))
 
+    def blob_service(self, account_url: str) -> Any:
+        """A ``BlobServiceClient`` for one storage account (``https://<account>.blob.core.windows.net``, or a
+        path-style ``https://host:port/<account>``): the run's credential (token scope
+        ``https://storage.azure.com/.default``), TLS trust and retries (the storage SDK's own exponential policy,
+        scaled by ``retry_backoff_factor``); downloads go in 4 MiB ranges, never a whole blob in memory."""
+        from azure.storage.blob import BlobServiceClient
+
+        backoff = self._retry_backoff
+        options: dict[str, Any] = {"retry_total": self._retry_total, "initial_backoff": backoff * 2,
+                                   "increment_base": backoff * 4, "random_jitter_range": backoff,
+                                   "connection_timeout": 30, "read_timeout": self.timeout,
+                                   "user_agent": "costagent/0.1", "max_single_get_size": 4 << 20,
+                                   "max_chunk_get_size": 4 << 20}
+        if self.ca_bundle:
+            options["connection_verify"] = self.ca_bundle
+        return self._cached("blob", account_url,
+                            lambda: BlobServiceClient(account_url, credential=self.credential, **options))
+
     def subscription_client(self) -> Any:
         from azure.mgmt.subscription import SubscriptionClient
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+BLOB_READ = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"
+
 READ: dict[str, tuple[str, ...]] = {
     "subscription.Subscriptions.List": ("Microsoft.Resources/subscriptions/read",),
     "compute.VirtualMachines.ListAll": ("Microsoft.Compute/virtualMachines/read",
@@ -26,6 +28,9 @@ READ: dict[str, tuple[str, ...]] = {
     "monitor.MetricNamespaces.List": ("Microsoft.Insights/MetricNamespaces/Read",),
     "costmanagement.Query.Usage": ("Microsoft.CostManagement/query/action",),
     "retail-prices.GET": (),
+    # --billing https://<account>.blob.core.windows.net/...: data actions (the Storage Blob Data Reader role)
+    "storage.Blobs.List": (BLOB_READ,),
+    "storage.Blobs.Get": (BLOB_READ,),
 }
 
 WRITE: dict[str, tuple[str, ...]] = {
@@ -49,10 +54,13 @@ def audit_role_json() -> str:
     role = {
         "Name": "costagent audit (read-only)",
         "IsCustom": True,
-        "Description": "Reads VMs, scale sets, Azure Monitor metrics and Cost Management costs. Generated from "
+        "Description": "Reads VMs, scale sets, Azure Monitor metrics, Cost Management costs and billing exports in "
+                       "storage. Generated from "
                        "providers/azure/permissions.py (READ).",
-        "Actions": read_actions(),
+        "Actions": [a for a in read_actions() if a != BLOB_READ],
         "NotActions": [],
+        "DataActions": [BLOB_READ],  # blob contents are data-plane: only for billing exports in a storage account
+        "NotDataActions": [],
         "AssignableScopes": ["/subscriptions/00000000-0000-0000-0000-000000000000"],
     }
     return json.dumps(role, indent=2) + "\n"

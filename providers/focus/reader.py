@@ -40,13 +40,16 @@ MAPPINGS: dict[Format, Mapping] = {Format.FOCUS: FOCUS, Format.AWS_CUR1: CUR1, F
                                    Format.AZURE: AZURE}
 
 
-def read_billing(paths: Sequence[str], *, aws_clients: Any = None, gcp_clients: Any = None, temp_dir: str | Path | None = None,
-                 memory_limit: str = "1GB", strict: bool = False, threads: int | None = None) -> BillingData:
+def read_billing(paths: Sequence[str], *, aws_clients: Any = None, gcp_clients: Any = None, azure_clients: Any = None,
+                 temp_dir: str | Path | None = None, memory_limit: str = "1GB", strict: bool = False,
+                 threads: int | None = None) -> BillingData:
     """Read FOCUS 1.0+, AWS CUR 1.0/2.0 and Azure cost-details exports (CSV, gzip CSV, Parquet).
 
     ``paths``: local files, folders, globs and ``s3://bucket/prefix`` URLs (read through
     ``aws_clients``, an ``AwsClients``; a default one, with the standard credential chain, when None) and
-    ``gs://bucket/prefix`` URLs (through ``gcp_clients``, a ``GcpClients``, likewise).
+    ``gs://bucket/prefix`` URLs (through ``gcp_clients``, a ``GcpClients``, likewise) and Azure Blob URLs
+    (``https://<account>.blob.core.windows.net/<container>/<prefix>``, ``abfss://...``: through
+    ``azure_clients``, an ``AzureClients``, likewise; see ``providers.azure.storage``).
     ``temp_dir``: where the working folder goes (S3 downloads, one at a time, and DuckDB's spill
     files); the system's temporary folder when None; removed afterwards. ``memory_limit``: DuckDB's limit ("1GB", "512MB").
     ``strict``: raise on the first unreadable file instead of skipping it (see the module docstring).
@@ -58,12 +61,13 @@ def read_billing(paths: Sequence[str], *, aws_clients: Any = None, gcp_clients: 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="costagent-billing-", dir=temp_dir))
     try:
-        return _read(list(paths), work, aws_clients, gcp_clients, memory_limit, strict, threads, started)
+        clients = {"aws_clients": aws_clients, "gcp_clients": gcp_clients, "azure_clients": azure_clients}
+        return _read(list(paths), work, clients, memory_limit, strict, threads, started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _read(paths: list[str], work: Path, aws_clients: Any, gcp_clients: Any, memory_limit: str, strict: bool,
+def _read(paths: list[str], work: Path, clients: dict[str, Any], memory_limit: str, strict: bool,
           threads: int | None, started: float) -> BillingData:
     skipped: list[BadRow] = []
 
@@ -81,7 +85,7 @@ def _read(paths: list[str], work: Path, aws_clients: Any, gcp_clients: Any, memo
         rows, bad, examples = 0, 0, []
         for raw in paths:
             try:  # files are read as they come: an S3 object is downloaded, loaded and deleted in turn
-                for src in expand(raw, aws_clients=aws_clients, gcp_clients=gcp_clients, download_to=downloads):
+                for src in expand(raw, **clients, download_to=downloads):
                     if src.path.resolve() in seen:
                         continue  # reached twice (a folder and a glob over it): read once
                     seen.add(src.path.resolve())

@@ -14,16 +14,16 @@ per download), SDK errors arrive as ``providers.errors`` naming the place.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import requests
 
-from providers.errors import ConfigurationError, NotFound, ProviderError
+from providers.errors import ConfigurationError, NotFound
 from providers.gcp.client import GcpClients, translated
+from providers.object_paths import listing_prefix, local_path, wanted
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,7 @@ def list_objects(clients: GcpClients, url: str, suffixes: tuple[str, ...] = (), 
     before the first wildcard, matched with ``fnmatch``, where ``*`` also crosses ``/``).
     """
     bucket, key = parse_url(url)
-    wild = next((i for i, ch in enumerate(key) if ch in "*?["), None)
-    prefix = key if wild is None else key[:wild]
+    prefix = listing_prefix(key)
     client = sdk_client(clients, storage_client)
     found: list[GcsObject] = []
     with translated("storage.Objects.List", _where(client)):
@@ -93,13 +92,8 @@ def list_objects(clients: GcpClients, url: str, suffixes: tuple[str, ...] = (), 
             clients.count("storage.Objects.List")
             for blob in page:
                 name = str(blob.name)
-                if name.endswith("/"):
-                    continue  # a console "folder"
-                if wild is not None and not fnmatch.fnmatchcase(name, key):
-                    continue
-                if wild is None and name != key and suffixes and not name.lower().endswith(suffixes):
-                    continue
-                found.append(GcsObject(bucket, name, int(blob.size or 0)))
+                if wanted(name, key, suffixes):
+                    found.append(GcsObject(bucket, name, int(blob.size or 0)))
     if not found:
         raise NotFound(f"gcp storage: nothing found at {url}", hint="check the bucket and the prefix")
     return sorted(found, key=lambda o: o.name)
@@ -107,11 +101,7 @@ def list_objects(clients: GcpClients, url: str, suffixes: tuple[str, ...] = (), 
 
 def download_object(clients: GcpClients, obj: GcsObject, folder: Path, *, storage_client: Any = None) -> Path:
     """Stream one object to ``folder/<bucket>/<name>`` (its name kept: the extension tells gzip)."""
-    parts = PurePosixPath(obj.name).parts
-    if not parts or ".." in parts or obj.name.startswith("/"):
-        raise ProviderError(f"gcp storage: refusing object name {obj.name!r} in gs://{obj.bucket} (leaves the folder)")
-    target = folder / obj.bucket / PurePosixPath(*parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = local_path(folder, obj.bucket, obj.name)
     client = sdk_client(clients, storage_client)
     blob = client.bucket(obj.bucket).blob(obj.name)
     try:
