@@ -2,7 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-PYTEST_ARGS ?=
+# Both cores: files go to workers whole (--dist loadfile), so a module fixture such as the demo runs once.
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: demo test bench clean
 

@@ -151,3 +151,13 @@ def test_no_busy_hours_means_no_rate():
     k = kpis([(box("idle", "ml"), np.zeros(N))])
     assert k.total.busy_gpu_hours == 0.0 and k.total.usd_per_busy_gpu_hour is None
     assert k.total.idle_usd == k.total.cost_usd == Decimal("338.02")
+
+
+@pytest.mark.parametrize(("cloud", "missing"), [("gcp", set()), ("azure", {"southcentralus"})])
+def test_shipped_factors_cover_the_gcp_and_azure_catalog_regions(cloud, missing):
+    import csv
+    from importlib import resources
+
+    text = (resources.files("providers") / "data" / f"{cloud}_gpu_catalog.csv").read_text(encoding="utf-8")
+    regions = {row["region"] for row in csv.DictReader(text.splitlines())}
+    assert regions - set(carbon.regions(cloud)) == missing
