@@ -164,9 +164,11 @@ def _azure(config: Config, demo: bool, live_prices: bool, now: datetime,
 
         with azure_demo_cloud(now, lookback) as cloud:
             clients = AzureClients(subscriptions=cloud.subscriptions, credential=cloud.credential,
-                                   base_url=cloud.base_url, ca_bundle=cloud.ca_path, polling_interval=0)
+                                   base_url=cloud.base_url, ca_bundle=cloud.ca_path, polling_interval=0,
+                                   metrics_endpoint=cloud.metrics_endpoint)
             yield AzureProvider(clients, live_prices=False), cloud.regions, ()
         return
     az = config.azure
-    clients = AzureClients(subscriptions=az.subscriptions, base_url=az.base_url, ca_bundle=az.ca_bundle)
+    clients = AzureClients(subscriptions=az.subscriptions, base_url=az.base_url, ca_bundle=az.ca_bundle,
+                           metrics_endpoint=az.metrics_endpoint)
     yield AzureProvider(clients, live_prices=live_prices), az.regions or None, ()

@@ -20,10 +20,14 @@ docs/configuration.md). Credentials never go here: each cloud's standard chain s
     regions = ["eastus"]                       # default: every location holding VMs
     base_url = "https://127.0.0.1:8443"        # Azure Resource Manager (default https://management.azure.com)
     ca_bundle = "/etc/costagent/emulator-ca.pem"  # CA to trust for base_url (else REQUESTS_CA_BUNDLE / system)
+    metrics_endpoint = "https://{region}.metrics.monitor.azure.com"  # Azure Monitor's metrics data plane
+                                               # (metrics:getBatch; {region} = the VMs' location; "off": per-VM
+                                               # reads only). Default: this one with the public base_url, the
+                                               # azure.us/azure.cn one with a sovereign base_url, else none
 
 A few keys have environment overrides, for containers: ``COSTAGENT_GCP_PROJECTS`` (comma-separated),
 ``COSTAGENT_GCP_ENDPOINT_<SERVICE>``, ``COSTAGENT_GCP_BILLING_TABLE``, ``COSTAGENT_AZURE_SUBSCRIPTIONS``,
-``COSTAGENT_AZURE_BASE_URL``, ``COSTAGENT_AZURE_CA_BUNDLE``.
+``COSTAGENT_AZURE_BASE_URL``, ``COSTAGENT_AZURE_CA_BUNDLE``, ``COSTAGENT_AZURE_METRICS_ENDPOINT``.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class AzureConfig:
     regions: tuple[str, ...] = ()
     base_url: str | None = None
     ca_bundle: str | None = None
+    metrics_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class Config:
 _KEYS: dict[str, set[str]] = {
     "aws": {"profile", "regions"},
     "gcp": {"projects", "regions", "endpoints", "billing_table"},
-    "azure": {"subscriptions", "regions", "base_url", "ca_bundle"},
+    "azure": {"subscriptions", "regions", "base_url", "ca_bundle", "metrics_endpoint"},
 }
 
 
@@ -133,6 +138,8 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
             regions=_list(azure, "regions", where, "azure"),
             base_url=env.get("COSTAGENT_AZURE_BASE_URL") or _str(azure, "base_url", where, "azure"),
             ca_bundle=env.get("COSTAGENT_AZURE_CA_BUNDLE") or _str(azure, "ca_bundle", where, "azure"),
+            metrics_endpoint=(env.get("COSTAGENT_AZURE_METRICS_ENDPOINT")
+                              or _str(azure, "metrics_endpoint", where, "azure")),
         ),
         source=str(chosen) if chosen else None,
     )

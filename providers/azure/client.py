@@ -4,7 +4,11 @@ Configuration is Azure's standard chain: ``DefaultAzureCredential`` (environment
 ``AZURE_CLIENT_ID``/``AZURE_TENANT_ID``/``AZURE_CLIENT_SECRET`` or a federated token, workload or managed
 identity, ``az login``), ``AZURE_AUTHORITY_HOST`` for sovereign clouds. ``base_url`` points Azure
 Resource Manager elsewhere (a sovereign cloud, a proxy, a local emulator); ``ca_bundle`` is the CA
-file to trust for it (azure-core also honours ``REQUESTS_CA_BUNDLE``).
+file to trust for it (azure-core also honours ``REQUESTS_CA_BUNDLE``). ``metrics_endpoint`` is Azure
+Monitor's metrics data plane (``metrics:getBatch``), a template where ``{region}`` becomes the VMs'
+location (default ``https://{region}.metrics.monitor.azure.com`` with the public Resource Manager, the
+matching ``azure.us``/``azure.cn`` one with a US Government or China Resource Manager, none otherwise:
+a proxy's or an emulator's data plane is not guessed; ``off`` turns it off).
 
 Provider modules count each request (page) with ``count("compute.VirtualMachines.ListAll")`` and wrap
 calls in ``translated(operation, where)``.
@@ -14,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.core.exceptions as aexc
 
@@ -30,6 +36,15 @@ ARM_URL = "https://management.azure.com"
 AUTH_HINT = ("check DefaultAzureCredential's chain (AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, "
              "managed identity, `az login`) and the Reader role on the subscription")
 ClientFactory = Callable[..., Any]
+#: Azure Monitor's metrics data plane (``metrics:getBatch``) and its token audience, public cloud.
+METRICS_ENDPOINT = "https://{region}.metrics.monitor.azure.com"
+METRICS_AUDIENCE = "https://metrics.monitor.azure.com"
+#: Methods azure-core retries for the data plane: its default set plus POST, since ``metrics:getBatch`` is a read
+#: sent as a POST (azure-core retries a POST only on 500/503/504, not on the 529 the metrics back end throttles with).
+METRICS_RETRY_METHODS = frozenset(["HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"])
+#: The data plane of the sovereign clouds, by their Resource Manager URL.
+_SOVEREIGN_METRICS = {"https://management.usgovcloudapi.net": "https://{region}.metrics.monitor.azure.us",
+                      "https://management.chinacloudapi.cn": "https://{region}.metrics.monitor.azure.cn"}
 _ENTRA_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
                 "login.microsoftonline.de")
 
@@ -41,6 +56,8 @@ class AzureClients:
     ``credential``: any object with ``get_token`` (default ``DefaultAzureCredential``).
     ``polling_interval``: seconds between long-running-operation polls when the service sends no
     ``Retry-After`` (tests use 0). ``retry_total``: attempts on 408/429/5xx and dropped connections.
+    ``metrics_endpoint``: the metrics data plane's URL template (module docstring); ``metrics_endpoint``
+    after construction is the template in force, None when the batch metrics API is not used.
     """
 
     def __init__(
@@ -54,9 +71,11 @@ class AzureClients:
         retry_total: int = 4,
         retry_backoff_factor: float = 0.8,
         timeout: float = 120.0,
+        metrics_endpoint: str | None = None,
     ) -> None:
         self.configured_subscriptions = tuple(subscriptions)
         self.base_url = (base_url or ARM_URL).rstrip("/")
+        self.metrics_endpoint = _metrics_template(metrics_endpoint, self.base_url)
         self.ca_bundle = ca_bundle
         self._credential = credential
         self._polling_interval = polling_interval
@@ -150,6 +169,35 @@ class AzureClients:
         return self._cached("blob", account_url,
                             lambda: BlobServiceClient(account_url, credential=self.credential, **options))
 
+    def metrics_batch_url(self, region: str) -> str | None:
+        """The metrics data plane's endpoint for one location, None when none is configured."""
+        if not self.metrics_endpoint:
+            return None
+        return self.metrics_endpoint.replace("{region}", region.lower())
+
+    def metrics_batch(self, region: str) -> Any | None:
+        """A ``MetricsClient`` (Azure Monitor's batch metrics API, ``metrics:getBatch``) for one location: the
+        run's credential with the data plane's token audience (``https://metrics.monitor.azure.com``, or the
+        sovereign cloud's), TLS trust and retries. None where no endpoint is configured or the SDK
+        (``azure-monitor-querymetrics``) is not installed: the caller reads per resource instead."""
+        url = self.metrics_batch_url(region)
+        if url is None:
+            return None
+        try:
+            from azure.monitor.querymetrics import MetricsClient
+        except ImportError:
+            try:  # azure-monitor-query 1.4.x carried the same client before 2.0 moved it out
+                from azure.monitor.query import MetricsClient  # type: ignore[attr-defined,no-redef]
+            except ImportError:
+                log.info("event=metrics_batch_unavailable reason=%r", "azure-monitor-querymetrics is not installed")
+                return None
+        options: dict[str, Any] = {"audience": _metrics_audience(url), "retry_total": self._retry_total,
+                                   "retry_backoff_factor": self._retry_backoff, "connection_timeout": 30,
+                                   "read_timeout": self.timeout, "user_agent": "costagent/0.1"}
+        if self.ca_bundle:
+            options["connection_verify"] = self.ca_bundle
+        return self._cached("metrics-batch", url, lambda: MetricsClient(url, self.credential, **options))
+
     def subscription_client(self) -> Any:
         from azure.mgmt.subscription import SubscriptionClient
 
@@ -169,6 +217,25 @@ class AzureClients:
             raise ConfigurationError("azure: no subscription to audit (none configured, none visible)",
                                      hint="set azure.subscriptions in the config file, or grant Reader on one")
         return sorted(set(found))
+
+
+def _metrics_template(configured: str | None, base_url: str) -> str | None:
+    """The data plane template in force: the configured one (``off``/``none``: none), else the one that goes
+    with the Resource Manager (public or sovereign), else none."""
+    if configured is not None:
+        text = configured.strip().rstrip("/")
+        return None if text.lower() in ("", "off", "none") else text
+    if base_url == ARM_URL:
+        return METRICS_ENDPOINT
+    return _SOVEREIGN_METRICS.get(base_url)
+
+
+def _metrics_audience(url: str) -> str:
+    """``https://metrics.monitor.<cloud suffix>`` for a regional ``<region>.metrics.monitor.<suffix>`` host,
+    else the public cloud's audience (a proxy, an emulator)."""
+    host = urlsplit(url).hostname or ""
+    match = re.fullmatch(r"[^.]+\.(metrics\.monitor\..+)", host)
+    return f"https://{match.group(1)}" if match else METRICS_AUDIENCE
 
 
 def send_raw(client: Any, method: str, url: str, body: Any = None, **kwargs: Any) -> Any:

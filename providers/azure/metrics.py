@@ -28,12 +28,14 @@ Managed Prometheus (an Azure Monitor workspace, PromQL), Log Analytics, or Appli
 OpenTelemetry Collector's ``azuremonitor`` exporter) are not metrics of the VM; such VMs get a
 ``gpu-telemetry`` gap whose hint names both ways. A 403/404 on one VM is a ``usage`` gap, not a failed run.
 
-A second ``Metrics - List`` per VM reads ``Percentage CPU`` (Average) and ``Network In/Out Total`` (Total
-per interval, turned into bytes/s) of the VMs ``host_metrics_for`` names. Not the batch API
-(``metrics:getBatch``): its guide says it does not serve custom metrics. Limits followed: ARM read
-throttling (429s are retried by azure-core, then ``Throttled``), at most 20 metric names a call, one
-query spans at most 30 days (longer windows are read in 30-day chunks), retention 93 days. The interval
-must be one of the time grains the API offers (``INTERVALS``).
+``Percentage CPU`` (Average) and ``Network In/Out Total`` (Total per interval, turned into bytes/s) of the
+VMs ``host_metrics_for`` names are read through the batch metrics API (``metrics:getBatch``, 50 VMs a
+call, ``metrics_batch.py``); where it is not configured or fails, and for VMs it answers without series,
+by a second ``Metrics - List`` per VM. The GPU custom metrics stay per VM: the batch API's guide says it
+does not serve custom metrics. Limits followed: ARM read throttling (429s are retried by azure-core, then
+``Throttled``), at most 20 metric names a call, one query spans at most 30 days (longer windows are read
+in 30-day chunks), retention 93 days. The interval must be one of the time grains the API offers
+(``INTERVALS``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from providers.azure import metrics_batch
 from providers.azure.client import AzureClients, translated
 from providers.base import UsageResult
 from providers.errors import ProviderError
@@ -184,7 +187,13 @@ def usage(
     if on_progress and not hosts:
         on_progress(done, total)  # nothing more to read: the run is complete
     cols = defaultdict(list)
-    for res in hosts:
+    by_id = {res.ref.id.lower(): res for res in hosts}
+    for batch in metrics_batch.query(clients, region, [r.ref.id for r in hosts], list(_chunks(window, period)),
+                                     period, list(HOST_FIELDS), ("average", "total"), VM_NAMESPACE):
+        for rid, found in batch.metrics.items():
+            _collect(cols, by_id.pop(rid), found, HOST_FIELDS, window, period, per_gpu=False)
+            advance()
+    for res in by_id.values():  # no batch endpoint, a batch it failed or refused, or VMs it answered without series
         try:
             answer = _list(clients, monitor, res.ref.id, window, period, interval, list(HOST_FIELDS), "Average,Total",
                            VM_NAMESPACE)
@@ -355,7 +364,8 @@ def _dimension_gpu(metadata: Sequence[Any] | None, split: str | None) -> int:
 def _points(series: Any, window: Window, *aggregations: str) -> tuple[np.ndarray, list[np.ndarray]]:
     """A series' timestamps inside the window and, per aggregation, its values (NaN where absent)."""
     data = series.data or []
-    stamps = pd.to_datetime([p.time_stamp for p in data], utc=True).as_unit("ns").tz_localize(None).to_numpy()
+    # azure-mgmt-monitor names the point's time ``time_stamp``, the batch API's client ``timestamp``
+    stamps = pd.to_datetime([getattr(p, "time_stamp", None) or p.timestamp for p in data], utc=True).as_unit("ns").tz_localize(None).to_numpy()
     values = [np.asarray([np.nan if getattr(p, agg) is None else getattr(p, agg) for p in data], dtype=np.float64)
               for agg in aggregations]
     keep = ((stamps >= np.datetime64(window.start.replace(tzinfo=None), "ns"))
@@ -451,8 +461,9 @@ def _iso(value: datetime) -> str:
 
 
 def _name(metric: Any) -> str:
+    """A metric's name: ``name.value`` (azure-mgmt-monitor) or ``name`` itself (the batch API's client)."""
     name = getattr(metric, "name", None)
-    return str(getattr(name, "value", "") or "")
+    return name if isinstance(name, str) else str(getattr(name, "value", "") or "")
 
 
 def _collect(cols: dict[str, list[np.ndarray]], res: Resource, answer: Sequence[Any],

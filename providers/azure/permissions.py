@@ -24,6 +24,8 @@ READ: dict[str, tuple[str, ...]] = {
     "compute.ResourceSkus.List": ("Microsoft.Compute/skus/read",),
     "monitor.AutoscaleSettings.ListBySubscription": ("Microsoft.Insights/AutoscaleSettings/Read",),
     "monitor.Metrics.List": ("Microsoft.Insights/Metrics/Read",),
+    # metrics:getBatch (data plane): the same action, granted on the subscription itself (a subscription-level API)
+    "monitor.MetricsBatch.Query": ("Microsoft.Insights/Metrics/Read",),
     "monitor.MetricDefinitions.List": ("Microsoft.Insights/MetricDefinitions/Read",),
     "monitor.MetricNamespaces.List": ("Microsoft.Insights/MetricNamespaces/Read",),
     "costmanagement.Query.Usage": ("Microsoft.CostManagement/query/action",),

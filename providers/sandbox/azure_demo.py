@@ -8,7 +8,8 @@ CA, ``ca_path``) carrying two extensions:
   publishes for a VM that runs it (custom namespace ``Telegraf/nvidia_smi``: ``utilization_gpu``,
   ``memory_used``, ``memory_total``, ``power_draw`` per GPU ``index``) and the platform metrics Azure
   publishes for every running VM (``Percentage CPU``, ``Network In Total`` / ``Network Out Total`` as
-  bytes per sample), a sample every 5 minutes from ``fleet.simulate``;
+  bytes per sample), a sample every 5 minutes from ``fleet.simulate``; it also serves the batch metrics
+  API's ``metrics:getBatch`` (the data plane's route), so ``AzureDemo.metrics_endpoint`` is the same URL;
 - ``AzureCostsExtension``: Cost Management's daily ``Virtual Machines`` lines per VM, priced from the
   shipped catalog (``providers/data/azure_gpu_catalog.csv``): running hours on demand or at the Spot
   price, and a powered-off but still allocated VM billed every hour (Azure bills compute until the VM is
@@ -96,6 +97,12 @@ class AzureDemo:
     arm: AzureArmEmulator
     monitor: AzureMonitorExtension | None = None
     costs: AzureCostsExtension | None = None
+
+    @property
+    def metrics_endpoint(self) -> str:
+        """Azure Monitor's metrics data plane (``metrics:getBatch``): the same emulator, which serves that
+        route too (``AzureClients(metrics_endpoint=...)``)."""
+        return self.base_url
 
     def vm_id(self, name: str) -> str:
         """The ARM id of a demo VM by name."""

@@ -49,6 +49,23 @@ custom namespace holding a sample at or after ``startTime`` (any sample without 
 names come back lower-cased (users report Azure lower-casing custom namespaces; a recorded NGINX answer
 shows the ``id`` keeping the published case), so readers must match them case-insensitively.
 
+``POST /subscriptions/{sub}/metrics:getBatch?metricnamespace=...&metricnames=a,b&starttime=...&endtime=...
+&interval=PT1H&aggregation=average,total&top=N&filter=...`` with ``{"resourceids": [...]}`` (Metrics Batch -
+Batch, the data plane's ``https://<region>.metrics.monitor.azure.com``, api-version 2024-02-01 as
+azure-monitor-querymetrics' ``MetricsClient.query_resources`` sends it) answers ``{"values": [{"starttime",
+"endtime", "interval", "namespace", "resourceregion", "resourceid", "value": [metric...]}]}``, one entry per
+id in the order given, each ``value`` computed exactly as Metrics - List computes it (``filter`` without
+the ``$``; ``top`` per resource and metric). Refused with 400 in the batch error shape ``{"error": {"code",
+"message"}}``, as the migration guide lists: a body without a lower-case ``resourceids`` list, none or more
+than 50 distinct ids, an id of another subscription than the path's or of another resource type than the
+rest, a missing ``metricnamespace`` or ``metricnames``, and a namespace that is not the resources' type
+(custom metrics are not served). The emulator is one host, so a region's data plane is a path prefix:
+``metrics_endpoint = "https://127.0.0.1:PORT/{region}"`` gives ``POST /eastus/subscriptions/...``; there,
+as on Azure (the guide: the API does not check regions), a resource seeded in another location answers an
+entry whose metrics have empty ``timeseries``. Without the prefix every resource answers. An id the
+emulator does not know answers the same empty entry (the reference does not say what an unknown id
+gets). ``orderby`` and ``rollupby`` are ignored. ``batch_requests`` keeps each call's resource ids.
+
 Seeding (plain Python, for tests, the demo and outside testers): ``add_series(resource_id, metric_name,
 points, namespace=..., unit=..., dimensions=...)`` with ``points`` either ``[(timestamp, value), ...]``
 or ``(timestamps, values)``; ``add_resource`` makes a resource known without data; ``add_gpu_series``
@@ -80,6 +97,8 @@ GRAINS = {"PT1M": 60, "PT5M": 300, "PT15M": 900, "PT30M": 1800, "PT1H": 3600, "P
 AGGREGATIONS = ("average", "minimum", "maximum", "total", "count")
 MAX_SPAN = timedelta(days=30)
 DEFAULT_TOP = 10
+MAX_BATCH_IDS = 50
+_BATCH_PATH = re.compile(r"^(?:/([a-z0-9]+))?/subscriptions/([^/]+)/metrics:getbatch$")
 
 #: Platform metrics of Microsoft.Compute/virtualMachines: name -> (unit, primary aggregation, description).
 VM_METRICS: dict[str, tuple[str, str, str]] = {
@@ -179,6 +198,7 @@ class AzureMonitorExtension:
         self._namespaces: dict[tuple[str, str], str] = {}  # (rid, ns) lower -> the namespace as first published
         self._locations: dict[str, str] = {}
         self._throttles: list[int] = []
+        self.batch_requests: list[list[str]] = []  # the resource ids of each metrics:getBatch call answered
 
     # -- seeding -----------------------------------------------------------------------------
     def add_resource(self, resource_id: str, location: str = "eastus") -> None:
@@ -255,6 +275,9 @@ class AzureMonitorExtension:
     def handle(self, arm: Any, request: Request) -> Response | None:
         path = unquote(request.path)
         lower = path.lower().rstrip("/")
+        batch = _BATCH_PATH.match(lower)
+        if batch is not None:
+            return self._batch(arm, request, batch.group(2), batch.group(1))
         for suffix, answer in (("/providers/microsoft.insights/metrics", self._metrics_answer),
                                ("/providers/microsoft.insights/metricdefinitions", self._definitions_answer),
                                ("/providers/microsoft.insights/metricnamespaces", self._namespaces_answer)):
@@ -283,6 +306,88 @@ class AzureMonitorExtension:
         except MetricsError as exc:
             return Response(400, {"code": "BadRequest", "message": str(exc)})
 
+    def _batch(self, arm: Any, request: Request, subscription: str, region: str | None) -> Response:
+        """``metrics:getBatch`` (of ``region``'s data plane where the path names one): the module docstring says
+        what is answered and refused."""
+        if request.method != "POST":
+            return Response(405, _arm_error("MethodNotAllowed", f"{request.method} is not supported on metrics:getBatch"))
+        with self._lock:
+            if self._throttles:
+                wait = self._throttles.pop(0)
+                return Response(429, _arm_error("TooManyRequests", "The request is being throttled."),
+                                {"Retry-After": str(wait)})
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer ") or not header[7:].strip():
+            return Response(401, _arm_error("AuthenticationFailed", "The 'Authorization' header is missing."))
+        if not request.arg("api-version"):
+            return Response(400, _arm_error("MissingApiVersionParameter",
+                                            "The api-version query parameter (?api-version=) is required."))
+        try:
+            ids, namespace = self._batch_request(request, subscription)
+            start, end = self._batch_timespan(request.arg("starttime"), request.arg("endtime"))
+            grain_text = (request.arg("interval") or "PT1M").upper()
+            entries = []
+
+            def region_of(rid: str) -> str:
+                with self._lock:
+                    return self._locations.get(rid.lower(), "eastus").lower()
+
+            for rid in ids:
+                if self._known(arm, rid) and region in (None, region_of(rid)):
+                    values, _, first, stop = self._values(rid, namespace, request, start, end, grain_text,
+                                                          request.arg("filter"))
+                else:  # every metric without series: what the guide says a resource of another region gets
+                    values, _, first, stop = self._values(rid, namespace, request, start, end, grain_text, None)
+                    for metric in values:
+                        metric["timeseries"] = []
+                entries.append({"starttime": _iso(first), "endtime": _iso(stop), "interval": grain_text,
+                                "namespace": namespace, "resourceregion": region_of(rid), "resourceid": rid,
+                                "value": values})
+        except MetricsError as exc:
+            return Response(400, _arm_error("BadRequest", str(exc)))
+        with self._lock:
+            self.batch_requests.append(ids)
+        return Response(200, {"values": entries})
+
+    def _batch_request(self, request: Request, subscription: str) -> tuple[list[str], str]:
+        """The body's resource ids (distinct, in order) and the namespace, checked as the service checks them."""
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        ids = body.get("resourceids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i.strip() for i in ids):
+            raise MetricsError('The request body must be {"resourceids": ["<resource id>", ...]} '
+                               "(the property name in lower case)")
+        ids = list(dict.fromkeys(i.strip() for i in ids))
+        if not ids or len(ids) > MAX_BATCH_IDS:
+            raise MetricsError(f"Between 1 and {MAX_BATCH_IDS} resource ids may be given; got {len(ids)}")
+        namespace, names = request.arg("metricnamespace"), request.arg("metricnames")
+        if not namespace or not names:
+            raise MetricsError("The metricnamespace and metricnames query parameters are required")
+        for rid in ids:
+            parts = rid.strip("/").split("/")
+            if len(parts) < 2 or parts[0].lower() != "subscriptions" or parts[1].lower() != subscription.lower():
+                raise MetricsError(f"Resource {rid} is not in subscription {subscription}: all resources of a batch "
+                                   "must be in the subscription of the request")
+        types = {_resource_type(rid).lower() for rid in ids}
+        if len(types) > 1:
+            raise MetricsError(f"All resources of a batch must be of one resource type; got {', '.join(sorted(types))}")
+        if namespace.lower() not in types:
+            raise MetricsError(f"Metric namespace {namespace} is not the resource type of the requested resources: "
+                               "custom metrics are not supported by metrics:getBatch")
+        return ids, namespace
+
+    def _batch_timespan(self, first: str | None, last: str | None) -> tuple[datetime, datetime]:
+        try:
+            end = _parse_time(last) if last else datetime.now(timezone.utc)
+            start = _parse_time(first) if first else end - timedelta(hours=1)
+        except ValueError as exc:
+            raise MetricsError(f"Invalid starttime/endtime {first!r}/{last!r}: expected ISO 8601 dates") from exc
+        if end <= start:
+            raise MetricsError(f"Invalid starttime/endtime {first!r}/{last!r}: the end must be after the start")
+        return max(start, end - MAX_SPAN), end
+
     def _known(self, arm: Any, resource_id: str) -> bool:
         rid = resource_id.lower()
         with self._lock:
@@ -307,9 +412,20 @@ class AzureMonitorExtension:
 
     def _metrics_answer(self, resource_id: str, request: Request) -> dict[str, Any]:
         namespace = request.arg("metricnamespace") or _resource_type(resource_id)
-        catalog, platform = self._catalog(resource_id, namespace)
         start, end = self._timespan(request.arg("timespan"))
         grain_text = (request.arg("interval") or "PT1M").upper()
+        values, cost, start, stop = self._values(resource_id, namespace, request, start, end, grain_text,
+                                                 request.arg("$filter"))
+        with self._lock:
+            region = self._locations.get(resource_id.lower(), "eastus")
+        return {"cost": cost, "timespan": f"{_iso(start)}/{_iso(stop)}", "interval": grain_text,
+                "value": values, "namespace": namespace, "resourceregion": region}
+
+    def _values(self, resource_id: str, namespace: str, request: Request, start: datetime, end: datetime,
+                grain_text: str, filter_text: str | None) -> tuple[list[dict[str, Any]], int, int, int]:
+        """The metric objects of one resource (Metrics - List's ``value``), their cost, and the first bucket's
+        start and the end (epoch seconds)."""
+        catalog, platform = self._catalog(resource_id, namespace)
         names = [n.strip() for n in (request.arg("metricnames") or "").split(",") if n.strip()]
         if not names:
             names = [next(iter(catalog.values())).name] if catalog else []
@@ -318,7 +434,6 @@ class AzureMonitorExtension:
         if bad:
             raise MetricsError(f"Invalid aggregation type(s): {','.join(bad)}; "
                                "valid: Average,Minimum,Maximum,Total,Count")
-        filter_text = request.arg("$filter")
         clauses = parse_filter(filter_text) if filter_text else []
         top = int(request.arg("top") or DEFAULT_TOP)
         missing = [n for n in names if n.lower() not in catalog]
@@ -345,10 +460,7 @@ class AzureMonitorExtension:
                 "displayDescription": VM_METRICS.get(metric.name, ("", "", ""))[2],
                 "errorCode": "Success", "unit": metric.unit, "timeseries": series,
             })
-        with self._lock:
-            region = self._locations.get(resource_id.lower(), "eastus")
-        return {"cost": cost, "timespan": f"{_iso(int(start.timestamp()))}/{_iso(stop)}", "interval": grain_text,
-                "value": values, "namespace": namespace, "resourceregion": region}
+        return values, cost, int(start.timestamp()), stop
 
     def _timespan(self, text: str | None) -> tuple[datetime, datetime]:
         if not text:
@@ -479,7 +591,8 @@ def _arm_error(code: str, message: str) -> dict[str, Any]:
 
 
 class AzureMonitorEmulator(JsonApiServer):
-    """The metrics routes alone on an HTTPS server (``url`` is what ``AzureClients(base_url=...)`` takes)."""
+    """The metrics routes alone on an HTTPS server (``url`` is what ``AzureClients(base_url=...)`` takes, and
+    ``AzureClients(metrics_endpoint=...)`` for ``metrics:getBatch``)."""
 
     name = "azure-monitor-emulator"
 
@@ -491,6 +604,7 @@ class AzureMonitorEmulator(JsonApiServer):
         self.add_gpu_series = self.extension.add_gpu_series
         self.add_dcgm_gpu_series = self.extension.add_dcgm_gpu_series
         self.throttle_next = self.extension.throttle_next
+        self.batch_requests = self.extension.batch_requests
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         codes = {400: "BadRequest", 401: "AuthenticationFailed", 403: "AuthorizationFailed", 404: "ResourceNotFound",

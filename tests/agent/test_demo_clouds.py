@@ -68,7 +68,7 @@ def azure() -> Iterator[tuple[Any, dict[str, Any]]]:
 
     with azure_demo_cloud(NOW, LOOKBACK) as cloud:
         clients = AzureClients(subscriptions=cloud.subscriptions, credential=cloud.credential, base_url=cloud.base_url,
-                               ca_bundle=cloud.ca_path, polling_interval=0)
+                               ca_bundle=cloud.ca_path, polling_interval=0, metrics_endpoint=cloud.metrics_endpoint)
         yield cloud, _audit(AzureProvider(clients, live_prices=False), cloud.regions)
 
 
@@ -131,3 +131,11 @@ def test_azure_costs_are_read_from_cost_management(azure: tuple[Any, dict[str, A
     assert report["api_calls"]["costmanagement.Query.Usage"] >= 1
     assert not [g for g in report["gaps"] if g["what"] == "costs"]
     assert report["summary"]["gpu_spend_usd"] > 0  # the VMs' rows matched to their sizes
+
+
+def test_azure_host_metrics_come_through_the_batch_api(azure: tuple[Any, dict[str, Any]]) -> None:
+    _, report = azure
+    calls = report["api_calls"]
+    assert calls.get("monitor.MetricsBatch.Query", 0) >= 1  # CPU and network: one call per region's batch
+    running_gpu_vms = sum(1 for i in azure[0].fleet if i.running and i.gpus)
+    assert calls["monitor.MetricsBatch.Query"] < running_gpu_vms
