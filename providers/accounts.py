@@ -97,3 +97,20 @@ def usage_per_account(resources: Sequence[Resource], period: timedelta,
         parts.append(result.usage)
         gaps += result.gaps
     return UsageResult(Usage.concat(parts, period), tuple(gaps))
+
+
+class ListedOnceProvider:
+    """The read side a provider with an ``AccountInventory`` (``self._inventory``) serves straight from it."""
+
+    _inventory: AccountInventory
+
+    def default_regions(self) -> list[str]:
+        """Every region (location) holding at least one instance: these clouds have no 'default region'."""
+        return self._inventory.default_regions()
+
+    def pending_gaps(self) -> list[Gap]:
+        """Gaps found outside a region's calls (an account that could not be listed); each reported once."""
+        return self._inventory.pending_gaps()
+
+    def resources(self, region: str) -> list[Resource]:
+        return self._inventory.resources(region)

@@ -23,15 +23,15 @@ import pandas as pd
 from providers.azure import billing, commitments, groups, inventory, metrics, pricing
 from providers.azure.client import AzureClients
 from providers.azure.retail_prices import RetailPricesClient
-from providers.accounts import AccountInventory, usage_per_account
+from providers.accounts import AccountInventory, ListedOnceProvider, usage_per_account
 from providers.base import UsageResult
 from providers.catalog import PriceCatalog
-from providers.model import Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Window
+from providers.model import Cloud, CommitmentRate, CostRecord, Group, PriceQuote, Resource, Window
 
 log = logging.getLogger(__name__)
 
 
-class AzureProvider:
+class AzureProvider(ListedOnceProvider):
     cloud = Cloud.AZURE
     costs_hint = ("grant Cost Management Reader on the subscription (Cost Management answers a few hours behind "
                   "usage), or pass the subscription's FOCUS/amortized export with --billing")
@@ -48,17 +48,6 @@ class AzureProvider:
 
     def subscriptions(self) -> list[str]:
         return self._inventory.accounts()
-
-    def default_regions(self) -> list[str]:
-        """Every location holding at least one VM."""
-        return self._inventory.default_regions()
-
-    def pending_gaps(self) -> list[Gap]:
-        """Gaps found outside a region's calls (a subscription that could not be listed); each reported once."""
-        return self._inventory.pending_gaps()
-
-    def resources(self, region: str) -> list[Resource]:
-        return self._inventory.resources(region)
 
     def groups(self, region: str) -> list[Group]:
         return self._inventory.groups(region, lambda sub, _found: groups.list_groups(self.clients, sub))

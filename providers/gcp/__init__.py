@@ -18,17 +18,17 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from providers.accounts import AccountInventory, usage_per_account
+from providers.accounts import AccountInventory, ListedOnceProvider, usage_per_account
 from providers.base import UsageResult
 from providers.catalog import PriceCatalog
 from providers.gcp import billing, commitments, groups, inventory, metrics, pricing
 from providers.gcp.client import GcpClients
-from providers.model import Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Window
+from providers.model import Cloud, CommitmentRate, CostRecord, Group, PriceQuote, Resource, Window
 
 log = logging.getLogger(__name__)
 
 
-class GcpProvider:
+class GcpProvider(ListedOnceProvider):
     cloud = Cloud.GCP
     costs_hint = ("export Cloud Billing data to BigQuery (standard or detailed usage cost, or the FOCUS view) "
                   "and name the table as gcp.billing_table in the config file")
@@ -45,17 +45,6 @@ class GcpProvider:
 
     def projects(self) -> list[str]:
         return self._inventory.accounts()
-
-    def default_regions(self) -> list[str]:
-        """Every region holding at least one instance (Compute Engine has no 'default region' to speak of)."""
-        return self._inventory.default_regions()
-
-    def pending_gaps(self) -> list[Gap]:
-        """Gaps found outside a region's calls (a project that could not be listed); each reported once."""
-        return self._inventory.pending_gaps()
-
-    def resources(self, region: str) -> list[Resource]:
-        return self._inventory.resources(region)
 
     def groups(self, region: str) -> list[Group]:
         return self._inventory.groups(region, lambda project, found: groups.list_groups(
