@@ -16,12 +16,13 @@ calls in ``translated(operation, where)``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -238,20 +239,44 @@ def _metrics_audience(url: str) -> str:
     return f"https://{match.group(1)}" if match else METRICS_AUDIENCE
 
 
-def send_raw(client: Any, method: str, url: str, body: Any = None, **kwargs: Any) -> Any:
+def send_raw(client: Any, method: str, url: str, body: Any = None, *, params: dict[str, str] | None = None,
+             headers: dict[str, str] | None = None, content: str | bytes | None = None,
+             expected: Collection[int] = (200, 201, 202, 204), **kwargs: Any) -> Any:
     """A request through a management client's own pipeline (credential, retries, TLS trust) for a link the
-    SDK does not follow itself (Cost Management's ``nextLink``); errors raised as the SDK raises them
-    (401 -> ``ClientAuthenticationError``, 404 -> ``ResourceNotFoundError``, else ``HttpResponseError``
-    in ARM's error format), for ``translated`` to turn into ``providers.errors``. Returns the response."""
+    SDK does not follow itself (Cost Management's ``nextLink``) or an answer read without the SDK's models;
+    errors raised as the SDK raises them (401 -> ``ClientAuthenticationError``, 404 -> ``ResourceNotFoundError``,
+    else ``HttpResponseError`` in ARM's error format), for ``translated`` to turn into ``providers.errors``.
+    ``params`` are query parameters already URL-encoded (as the SDK's serializer encodes them), sent in the
+    order given; ``content`` a body sent as it is (``body`` is sent as JSON); ``expected`` the statuses that are
+    not errors. Returns the response."""
     from azure.core.rest import HttpRequest
     from azure.mgmt.core.exceptions import ARMErrorFormat
 
-    response = client.send_request(HttpRequest(method, url, json=body), **kwargs)
-    if response.status_code not in (200, 201, 202, 204):
+    options: dict[str, Any] = {"params": params, "headers": headers}
+    if content is not None:
+        options["content"] = content
+    else:
+        options["json"] = body
+    # azure-mgmt-monitor 7 names the generated clients' ``send_request`` ``_send_request`` (same code: the URL
+    # joined to the client's endpoint, then its pipeline); every other client here has the public one.
+    send = getattr(client, "send_request", None) or client._send_request
+    response = send(HttpRequest(method, url, **options), **kwargs)
+    if response.status_code not in expected:
         aexc.map_error(status_code=response.status_code, response=response,
                        error_map={401: aexc.ClientAuthenticationError, 404: aexc.ResourceNotFoundError})
         raise aexc.HttpResponseError(response=response, error_format=ARMErrorFormat)
     return response
+
+
+def send_json(client: Any, method: str, url: str, **kwargs: Any) -> Any:
+    """``send_raw``, its JSON answer parsed into plain dicts and lists (no SDK model objects: deserializing
+    large metric answers into models costs far more CPU than the request); an unreadable body raises
+    azure-core's ``DecodeError`` (``translated``: "unreadable answer")."""
+    response = send_raw(client, method, url, **kwargs)
+    try:
+        return json.loads(response.content) if response.content else None
+    except ValueError as exc:
+        raise aexc.DecodeError(message=f"JSON is invalid: {exc}", response=response, error=exc) from exc
 
 
 @contextmanager

@@ -47,12 +47,13 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from providers.azure import metrics_batch
-from providers.azure.client import AzureClients, translated
+from providers.azure.client import AzureClients, send_json, translated
 from providers.base import UsageResult
 from providers.errors import ProviderError
 from providers.model import (
@@ -73,6 +74,8 @@ GPU_NAMESPACE = "Telegraf/nvidia_smi"
 VM_NAMESPACE = "Microsoft.Compute/virtualMachines"
 GPU_FILTER = "index eq '*'"
 GPU_TOP = 64  # series per metric: one per GPU (the API's default is 10)
+#: The Metrics - List version azure-mgmt-monitor 7 sends (its ``build_list_request``), kept so requests stay the same.
+METRICS_API_VERSION = "2024-02-01"
 #: Telegraf nvidia_smi field -> (canonical metric, aggregation read).
 GPU_FIELDS = {
     "utilization_gpu": (Metric.GPU_UTIL, "maximum"),
@@ -217,7 +220,7 @@ def _vm_gpus(clients: AzureClients, monitor: Any, res: Resource, window: Window,
     published, covered = False, set[int]()
     if telegraf is not None:
         answer = _gpu_metrics(clients, monitor, uri, window, period, interval, telegraf)
-        published = any(m.timeseries for m in answer if _name(m).lower() == UTIL_FIELD)
+        published = any(m.get("timeseries") for m in answer if _name(m).lower() == UTIL_FIELD)
         covered = _collect(cols, res, answer, {k: (m, agg, False) for k, (m, agg) in GPU_FIELDS.items()}, window,
                            period, per_gpu=True)
     expected = res.accelerators.count if res.accelerators else 1
@@ -245,7 +248,7 @@ def _last(namespace: str) -> str:
 
 
 def _gpu_metrics(clients: AzureClients, monitor: Any, uri: str, window: Window, period: timedelta,
-                 interval: str, namespace: str = GPU_NAMESPACE) -> list[Any]:
+                 interval: str, namespace: str = GPU_NAMESPACE) -> list[dict[str, Any]]:
     """Every Telegraf GPU field of one VM; on a 400, only the fields its definitions list."""
     namespace = GPU_NAMESPACE if namespace.lower() == GPU_NAMESPACE.lower() else namespace
     try:
@@ -295,9 +298,9 @@ def _dcgm(clients: AzureClients, monitor: Any, res: Resource, window: Window, pe
             field = by_name.get(_name(metric).lower())
             if field is None:
                 continue
-            published |= field in (DCGM_UTIL, DCGM_ACTIVE) and bool(metric.timeseries)
-            for series in metric.timeseries or []:
-                gpu = _dimension_gpu(series.metadatavalues, source.split)
+            published |= field in (DCGM_UTIL, DCGM_ACTIVE) and bool(metric.get("timeseries"))
+            for series in metric.get("timeseries") or []:
+                gpu = _dimension_gpu(series.get("metadatavalues"), source.split)
                 if gpu in covered or (gpu == INSTANCE_LEVEL and covered):
                     continue  # Telegraf reported this GPU: never counted twice
                 reading = _reading(series, window)
@@ -308,7 +311,7 @@ def _dcgm(clients: AzureClients, monitor: Any, res: Resource, window: Window, pe
 
 
 def _read_dcgm(clients: AzureClients, monitor: Any, uri: str, namespace: str, window: Window, period: timedelta,
-               interval: str) -> tuple[list[Any], _Source] | None:
+               interval: str) -> tuple[list[dict[str, Any]], _Source] | None:
     """The DCGM metrics of one namespace (a ``Telegraf/DCGM_FI_...`` one read straight away, split by ``gpu``;
     any other after its definitions); None where it holds none or refuses them (400)."""
     field = _last(namespace).upper() if _last(namespace).upper() in DCGM_FIELDS else None
@@ -352,29 +355,43 @@ def _dcgm_source(namespace: str, defined: dict[str, tuple[str, set[str]]], field
     return _Source(namespace, metrics, split)
 
 
-def _dimension_gpu(metadata: Sequence[Any] | None, split: str | None) -> int:
-    """The GPU index a series' dimension names: ``gpu``/``index`` values, the digits ending ``device``."""
+def _dimension_gpu(metadata: Sequence[dict[str, Any]] | None, split: str | None) -> int:
+    """The GPU index a series' dimension names (``metadatavalues``: ``[{"name": {"value": ...}, "value": ...}]``):
+    ``gpu``/``index`` values, the digits ending ``device``."""
     for item in metadata or []:
-        if split is not None and str(getattr(item.name, "value", "")).lower() == split:
-            match = re.search(r"(\d+)\s*$", str(item.value))
+        name = item.get("name")
+        if split is not None and str(name.get("value", "") if isinstance(name, dict) else "").lower() == split:
+            match = re.search(r"(\d+)\s*$", str(item.get("value")))
             return int(match.group(1)) if match else INSTANCE_LEVEL
     return INSTANCE_LEVEL
 
 
-def _points(series: Any, window: Window, *aggregations: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    """A series' timestamps inside the window and, per aggregation, its values (NaN where absent)."""
-    data = series.data or []
-    # azure-mgmt-monitor names the point's time ``time_stamp``, the batch API's client ``timestamp``
-    stamps = pd.to_datetime([getattr(p, "time_stamp", None) or p.timestamp for p in data], utc=True).as_unit("ns").tz_localize(None).to_numpy()
-    values = [np.asarray([np.nan if getattr(p, agg) is None else getattr(p, agg) for p in data], dtype=np.float64)
-              for agg in aggregations]
+def _points(series: dict[str, Any], window: Window, *aggregations: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A series' timestamps inside the window and, per aggregation, its values (NaN where absent or null).
+    ``series`` is the answer's JSON: ``{"data": [{"timeStamp": "2026-11-20T00:00:00Z", "average": 1.0, ...}]}``
+    (Metrics - List and metrics:getBatch alike)."""
+    data = series.get("data") or []
+    stamps = _timestamps([p.get("timeStamp") for p in data])
+    values = [np.array([p.get(agg) for p in data], dtype=np.float64) for agg in aggregations]  # None -> NaN
     keep = ((stamps >= np.datetime64(window.start.replace(tzinfo=None), "ns"))
             & (stamps < np.datetime64(window.end.replace(tzinfo=None), "ns"))
             & np.logical_or.reduce([np.isfinite(v) for v in values]))
     return stamps[keep], [v[keep] for v in values]
 
 
-def _reading(series: Any, window: Window) -> _Reading | None:
+def _timestamps(texts: list[Any]) -> np.ndarray:
+    """ISO 8601 timestamps (any offset, any fraction) as naive UTC ``datetime64[ns]``; NaT where unreadable."""
+    if not texts:
+        return np.array([], dtype="datetime64[ns]")
+    try:
+        parsed = pd.to_datetime(texts, utc=True, format="ISO8601")
+    except (ValueError, TypeError):  # one odd stamp: parse one by one, NaT where unreadable
+        parsed = pd.to_datetime(pd.Series(texts, dtype=object), utc=True, format="ISO8601", errors="coerce")
+        parsed = pd.DatetimeIndex(parsed)
+    return parsed.as_unit("ns").tz_localize(None).to_numpy()
+
+
+def _reading(series: dict[str, Any], window: Window) -> _Reading | None:
     stamps, (high, mean) = _points(series, window, "maximum", "average")
     return (stamps, high, mean) if len(stamps) else None
 
@@ -428,14 +445,29 @@ def _call(clients: AzureClients, operation: str, fn: Callable[..., Any], *args: 
 
 def _list(clients: AzureClients, monitor: Any, uri: str, window: Window, period: timedelta, interval: str,
           names: Sequence[str], aggregation: str, namespace: str, filter: str | None = None,
-          top: int | None = None) -> list[Any]:
-    """``Metrics - List`` over the window, one call per 30-day chunk; the metrics of every chunk."""
-    out: list[Any] = []
+          top: int | None = None) -> list[dict[str, Any]]:
+    """``Metrics - List`` over the window, one call per 30-day chunk; the metrics of every chunk (the answer's
+    ``value`` entries as JSON dicts).
+
+    The request is the one ``monitor.metrics.list`` builds (azure-mgmt-monitor 7, ``build_list_request``):
+    ``GET {resourceUri}/providers/Microsoft.Insights/metrics`` with its query parameters in its order and
+    encoding, sent through the client's pipeline; only the answer is read as plain JSON, not into models."""
+    url = "/" + uri.lstrip("/").replace("{", "%7B").replace("}", "%7D") + "/providers/Microsoft.Insights/metrics"
+    out: list[dict[str, Any]] = []
     for start, end in _chunks(window, period):
-        answer = _call(clients, "monitor.Metrics.List", monitor.metrics.list, uri,
-                       timespan=f"{_iso(start)}/{_iso(end)}", interval=interval, metricnames=",".join(names),
-                       aggregation=aggregation, metricnamespace=namespace, filter=filter, top=top)
-        out.extend(answer.value or [])
+        params = {"timespan": f"{_iso(start)}/{_iso(end)}", "interval": interval, "metricnames": ",".join(names),
+                  "aggregation": aggregation}
+        if top is not None:
+            params["top"] = str(int(top))
+        if filter is not None:
+            params["$filter"] = filter
+        params["api-version"] = METRICS_API_VERSION
+        params["metricnamespace"] = namespace
+        answer = _call(clients, "monitor.Metrics.List", send_json, monitor, "GET", url,
+                       params={k: quote(v, safe="") for k, v in params.items()},
+                       headers={"Accept": "application/json"}, expected=(200,))
+        found = answer.get("value") if isinstance(answer, dict) else None
+        out.extend(m for m in found or [] if isinstance(m, dict))
     return out
 
 
@@ -460,13 +492,15 @@ def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _name(metric: Any) -> str:
-    """A metric's name: ``name.value`` (azure-mgmt-monitor) or ``name`` itself (the batch API's client)."""
-    name = getattr(metric, "name", None)
-    return name if isinstance(name, str) else str(getattr(name, "value", "") or "")
+def _name(metric: dict[str, Any]) -> str:
+    """A metric's name in the answer's JSON: ``{"name": {"value": ..., "localizedValue": ...}}``."""
+    name = metric.get("name")
+    if isinstance(name, dict):
+        return str(name.get("value") or "")
+    return name if isinstance(name, str) else ""
 
 
-def _collect(cols: dict[str, list[np.ndarray]], res: Resource, answer: Sequence[Any],
+def _collect(cols: dict[str, list[np.ndarray]], res: Resource, answer: Sequence[dict[str, Any]],
              fields: dict[str, tuple[Metric, str, bool]], window: Window, period: timedelta, *,
              per_gpu: bool) -> set[int]:
     """Rows of the metrics named in ``fields``; the GPUs (indexes) that got utilization rows."""
@@ -477,8 +511,8 @@ def _collect(cols: dict[str, list[np.ndarray]], res: Resource, answer: Sequence[
         if spec is None:
             continue
         canonical, aggregation, per_second = spec
-        for series in metric.timeseries or []:
-            gpu = _dimension_gpu(series.metadatavalues, "index") if per_gpu else INSTANCE_LEVEL
+        for series in metric.get("timeseries") or []:
+            gpu = _dimension_gpu(series.get("metadatavalues"), "index") if per_gpu else INSTANCE_LEVEL
             stamps, [values] = _points(series, window, aggregation)
             if per_second:
                 values = values / period.total_seconds()
