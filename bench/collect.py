@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,8 @@ from agent.audit import AuditRequest, Target, run_audit
 from agent.clock import FixedClock
 from agent.progress import QuietProgress
 from providers.sandbox.fleet import BURSTY, FORGOTTEN, INFERENCE, NO_AGENT, OFFICE, TRAINING, SimInstance
+
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC core's info lines (GOAWAY at emulator stop) off stderr
 
 MIX = (FORGOTTEN, OFFICE, TRAINING, INFERENCE, BURSTY, NO_AGENT)
 TYPES = {"gcp": ("g2-standard-8", 24.0, ("us-central1", "europe-west4")),
