@@ -7,10 +7,11 @@ AWS the profile's region, GCP and Azure every region (location) where the invent
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager, redirect_stdout
+from contextlib import AbstractContextManager, ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,7 +60,6 @@ def default_clouds(config: Config, demo: bool) -> tuple[Cloud, ...]:
 class Opened:
     targets: tuple[Target, ...]
     billing_paths: tuple[str, ...]  # the demo's billing exports (read when no --billing is given)
-    demo_note: str | None = None
 
 
 @contextmanager
@@ -91,26 +91,34 @@ def open_targets(clouds: Sequence[Cloud], config: Config, *, demo: bool, regions
         yield Opened(tuple(targets), tuple(billing))
 
 
-@contextmanager
+#: What each cloud's provider (and its demo) imports: checked before opening, so that a missing extra is a
+#: usage error naming it, and an ImportError later in the run is never mistaken for one.
+_MODULES = {Cloud.AWS: ("providers.aws",), Cloud.GCP: ("providers.gcp",), Cloud.AZURE: ("providers.azure",)}
+_DEMO_MODULES = {Cloud.AWS: "providers.sandbox", Cloud.GCP: "providers.sandbox.gcp_demo",
+                 Cloud.AZURE: "providers.sandbox.azure_demo"}
+
+
+def _require(cloud: Cloud, demo: bool) -> None:
+    for module in _MODULES[cloud] + ((_DEMO_MODULES[cloud],) if demo else ()):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] in ("agent", "providers", "recommenders", "reports"):
+                raise  # our own bug, not a missing extra
+            what, extra = ("the demo", "demo") if demo else (f"the {cloud} provider", EXTRAS[cloud])
+            raise ConfigurationError(f"{what} needs {exc.name} (not installed): "
+                                     f"pip install 'costagent[{extra}]'") from exc
+
+
 def _open(cloud: Cloud, config: Config, *, demo: bool, profile: str | None, live_prices: bool, now: datetime,
-          lookback: timedelta) -> Iterator[tuple[Any, Sequence[str] | None, Sequence[str]]]:
+          lookback: timedelta) -> AbstractContextManager[tuple[Any, Sequence[str] | None, Sequence[str]]]:
     """(provider, its regions or None for the provider's default, billing paths)."""
-    try:
-        if cloud == Cloud.AWS:
-            with _aws(config, demo, profile, live_prices, now, lookback) as opened:
-                yield opened
-        elif cloud == Cloud.GCP:
-            with _gcp(config, demo, live_prices, now, lookback) as opened:
-                yield opened
-        else:
-            with _azure(config, demo, live_prices, now, lookback) as opened:
-                yield opened
-    except ImportError as exc:
-        if (exc.name or "").split(".")[0] in ("agent", "providers", "recommenders", "reports"):
-            raise  # our own bug, not a missing extra
-        what = "the demo" if demo else f"the {cloud} provider"
-        extra = "demo" if demo else EXTRAS[cloud]
-        raise ConfigurationError(f"{what} needs {exc.name} (not installed): pip install 'costagent[{extra}]'") from exc
+    _require(cloud, demo)
+    if cloud == Cloud.AWS:
+        return _aws(config, demo, profile, live_prices, now, lookback)
+    if cloud == Cloud.GCP:
+        return _gcp(config, demo, live_prices, now, lookback)
+    return _azure(config, demo, live_prices, now, lookback)
 
 
 @contextmanager
