@@ -136,8 +136,10 @@ monitoring = "{monitoring.address}"
 subscriptions = ["{SUB}"]
 base_url = "{azure.url}"
 ca_bundle = "{azure.ca_path}"
+metrics_endpoint = "{azure.url}"
 """, encoding="utf-8")
     report = run_cli("--config", str(config), env={**AZURE_ENV, "AZURE_AUTHORITY_HOST": azure.url}, code=3)
     assert report["clouds"] == ["gcp", "azure"]
     assert [g["cloud"] for g in report["gaps"] if g["what"] == "inventory"] == ["gcp"]
     assert verdicts(report) == {"idle-a100": "stop", "parked-a100": "stop"}  # Azure's findings
+    assert report["api_calls"].get("monitor.MetricsBatch.Query") == 1  # CPU and network of both VMs, one call
