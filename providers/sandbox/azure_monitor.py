@@ -2,7 +2,9 @@
 
 Written from the public REST reference (Metrics - List, api-version 2018-01-01 .. 2024-02-01, the last
 being what azure-mgmt-monitor 7 sends) and shaped on recorded answers (cloud-custodian's
-``ArmResourceTest.test_metric_filter_find*`` cassettes):
+``ArmResourceTest.test_metric_filter_find*`` cassettes). This module holds the seeding, the routing and the
+answers; ``azure_monitor_query`` the stored series and how a query is evaluated over them (``$filter``,
+timespan, aggregation), ``azure_monitor_batch`` the ``metrics:getBatch`` route.
 
 - ``GET {resourceUri}/providers/Microsoft.Insights/metrics?timespan=A/B&interval=PT1H&metricnames=a,b
   &aggregation=Maximum,Average&metricnamespace=...&$filter=index eq '*'&top=N`` answers
@@ -49,22 +51,9 @@ custom namespace holding a sample at or after ``startTime`` (any sample without 
 names come back lower-cased (users report Azure lower-casing custom namespaces; a recorded NGINX answer
 shows the ``id`` keeping the published case), so readers must match them case-insensitively.
 
-``POST /subscriptions/{sub}/metrics:getBatch?metricnamespace=...&metricnames=a,b&starttime=...&endtime=...
-&interval=PT1H&aggregation=average,total&top=N&filter=...`` with ``{"resourceids": [...]}`` (Metrics Batch -
-Batch, the data plane's ``https://<region>.metrics.monitor.azure.com``, api-version 2024-02-01 as
-azure-monitor-querymetrics' ``MetricsClient.query_resources`` sends it) answers ``{"values": [{"starttime",
-"endtime", "interval", "namespace", "resourceregion", "resourceid", "value": [metric...]}]}``, one entry per
-id in the order given, each ``value`` computed exactly as Metrics - List computes it (``filter`` without
-the ``$``; ``top`` per resource and metric). Refused with 400 in the batch error shape ``{"error": {"code",
-"message"}}``, as the migration guide lists: a body without a lower-case ``resourceids`` list, none or more
-than 50 distinct ids, an id of another subscription than the path's or of another resource type than the
-rest, a missing ``metricnamespace`` or ``metricnames``, and a namespace that is not the resources' type
-(custom metrics are not served). The emulator is one host, so a region's data plane is a path prefix:
-``metrics_endpoint = "https://127.0.0.1:PORT/{region}"`` gives ``POST /eastus/subscriptions/...``; there,
-as on Azure (the guide: the API does not check regions), a resource seeded in another location answers an
-entry whose metrics have empty ``timeseries``. Without the prefix every resource answers. An id the
-emulator does not know answers the same empty entry (the reference does not say what an unknown id
-gets). ``orderby`` and ``rollupby`` are ignored. ``batch_requests`` keeps each call's resource ids.
+``POST /subscriptions/{sub}/metrics:getBatch`` (Metrics Batch - Batch, the data plane's
+``https://<region>.metrics.monitor.azure.com``; a region's data plane is the path prefix ``/{region}``):
+``azure_monitor_batch`` says what it answers and refuses. ``batch_requests`` keeps each call's resource ids.
 
 Seeding (plain Python, for tests, the demo and outside testers): ``add_series(resource_id, metric_name,
 points, namespace=..., unit=..., dimensions=...)`` with ``points`` either ``[(timestamp, value), ...]``
@@ -74,31 +63,40 @@ or ``(timestamps, values)``; ``add_resource`` makes a resource known without dat
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
-import pandas as pd
 
+from providers.sandbox.azure_monitor_batch import BATCH_PATH, MetricsBatch
+from providers.sandbox.azure_monitor_batch import MAX_BATCH_IDS as MAX_BATCH_IDS
+from providers.sandbox.azure_monitor_query import (
+    AGGREGATIONS,
+    DEFAULT_TOP,
+    GRAINS,
+    MetricsError,
+    Series,
+    StoredMetric,
+    arm_error,
+    iso,
+    parse_filter,
+    parse_time,
+    resource_type,
+    timeseries,
+    timespan,
+    to_arrays,
+)
+from providers.sandbox.azure_monitor_query import MAX_SPAN as MAX_SPAN
 from providers.sandbox.json_server import JsonApiServer, Request, Response
 
 VM_NAMESPACE = "Microsoft.Compute/virtualMachines"
 TELEGRAF_GPU_NAMESPACE = "Telegraf/nvidia_smi"
 DCGM_NAMESPACE = "Telegraf/prometheus"  # Telegraf's prometheus input (metric_version = 2) + azure_monitor output
-GRAINS = {"PT1M": 60, "PT5M": 300, "PT15M": 900, "PT30M": 1800, "PT1H": 3600, "PT6H": 21600, "PT12H": 43200,
-          "P1D": 86400}
-AGGREGATIONS = ("average", "minimum", "maximum", "total", "count")
-MAX_SPAN = timedelta(days=30)
-DEFAULT_TOP = 10
-MAX_BATCH_IDS = 50
-_BATCH_PATH = re.compile(r"^(?:/([a-z0-9]+))?/subscriptions/([^/]+)/metrics:getbatch$")
 
 #: Platform metrics of Microsoft.Compute/virtualMachines: name -> (unit, primary aggregation, description).
 VM_METRICS: dict[str, tuple[str, str, str]] = {
@@ -108,93 +106,15 @@ VM_METRICS: dict[str, tuple[str, str, str]] = {
     "Network In": ("Bytes", "Total", "Billable bytes received on all network interfaces"),
     "Available Memory Bytes": ("Bytes", "Average", "Memory immediately available for allocation"),
 }
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<word>[^\s']+))")
 
 
-class MetricsError(Exception):
-    """A request the metrics API refuses with HTTP 400 (``code`` BadRequest)."""
-
-
-@dataclass
-class _Series:
-    dims: dict[str, str]  # lower-cased names -> values
-    ts: np.ndarray  # int64 epoch seconds
-    values: np.ndarray  # float64
-
-
-@dataclass
-class _Metric:
-    name: str
-    unit: str
-    series: list[_Series] = field(default_factory=list)
-
-    def dimensions(self) -> list[str]:
-        return sorted({d for s in self.series for d in s.dims})
-
-
-def _to_arrays(points: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``[(t, v), ...]`` or ``(timestamps, values)`` as (epoch seconds, floats); the second element of the
-    pair form holds a timestamp, the values of the arrays form do not."""
-    stamp = (datetime, pd.Timestamp, np.datetime64)
-    if isinstance(points, tuple) and len(points) == 2 and not any(isinstance(x, stamp) for x in points[1]):
-        stamps, values = points
-    else:
-        pairs = list(points)
-        stamps, values = [p[0] for p in pairs], [p[1] for p in pairs]
-    ts = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True)).as_unit("s").asi8.astype(np.int64)
-    vals = np.asarray(values, dtype=np.float64)
-    if len(ts) != len(vals):
-        raise ValueError(f"{len(ts)} timestamps but {len(vals)} values")
-    return ts, vals
-
-
-def _iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text.strip().replace(" ", "T").replace("Z", "+00:00"))
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def parse_filter(text: str) -> list[tuple[str, list[str]]]:
-    """``$filter`` as ``[(dimension, [values])]`` (one entry per dimension, ``*`` meaning every value).
-
-    ``or`` may only join values of one dimension, as the reference's "invalid variant" example says.
-    """
-    tokens = [("str", m["str"][1:-1].replace("''", "'")) if m["str"] is not None else ("word", m["word"])
-              for m in _TOKEN.finditer(text.strip())]
-    clauses: dict[str, list[str]] = {}
-    for conjunct in _split(tokens, "and"):
-        pairs = []
-        for term in _split(conjunct, "or"):
-            if len(term) != 3 or term[0][0] != "word" or term[2][0] != "str":
-                raise MetricsError(f"Invalid $filter: {text!r}")
-            if term[1][1].lower() != "eq":
-                raise MetricsError(f"Invalid $filter: operator {term[1][1]!r} is not supported here (use eq)")
-            pairs.append((term[0][1].lower(), term[2][1]))
-        if len({d for d, _ in pairs}) > 1:
-            raise MetricsError("Invalid $filter: the logical or operator cannot separate two different metadata names")
-        clauses.setdefault(pairs[0][0], []).extend(v for _, v in pairs)
-    return list(clauses.items())
-
-
-def _split(tokens: list[tuple[str, str]], word: str) -> list[list[tuple[str, str]]]:
-    parts: list[list[tuple[str, str]]] = [[]]
-    for token in tokens:
-        if token[0] == "word" and token[1].lower() == word:
-            parts.append([])
-        else:
-            parts[-1].append(token)
-    return parts
-
-
-class AzureMonitorExtension:
+class AzureMonitorExtension(MetricsBatch):
     """The metrics routes, pluggable into the ARM emulator (``handle(arm, request)``) or run standalone."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._metrics: dict[tuple[str, str], dict[str, _Metric]] = defaultdict(dict)  # (rid, ns) lower -> name lower
+        # (rid, ns) lower -> metric name lower -> metric
+        self._metrics: dict[tuple[str, str], dict[str, StoredMetric]] = defaultdict(dict)
         self._namespaces: dict[tuple[str, str], str] = {}  # (rid, ns) lower -> the namespace as first published
         self._locations: dict[str, str] = {}
         self._throttles: list[int] = []
@@ -214,19 +134,20 @@ class AzureMonitorExtension:
         Timestamps are aware datetimes (or anything pandas reads as UTC); each sample counts once in
         the interval aggregates. Calling again with the same dimensions appends to that series.
         """
-        ts, vals = _to_arrays(points)
+        ts, vals = to_arrays(points)
         dims = {str(k).lower(): str(v) for k, v in (dimensions or {}).items()}
         with self._lock:
             rid = resource_id.lower()
             if location is not None or rid not in self._locations:
                 self._locations[rid] = location or self._locations.get(rid, "eastus")
             self._namespaces.setdefault((rid, namespace.lower()), namespace)
-            metric = self._metrics[(rid, namespace.lower())].setdefault(metric_name.lower(), _Metric(metric_name, unit))
+            metric = self._metrics[(rid, namespace.lower())].setdefault(metric_name.lower(),
+                                                                        StoredMetric(metric_name, unit))
             for s in metric.series:
                 if s.dims == dims:
                     s.ts, s.values = np.concatenate([s.ts, ts]), np.concatenate([s.values, vals])
                     return
-            metric.series.append(_Series(dims, ts, vals))
+            metric.series.append(Series(dims, ts, vals))
 
     def add_gpu_series(self, resource_id: str, gpu: int, field_name: str, points: Any, *,
                        model: str = "NVIDIA A100 80GB PCIe", host: str | None = None, unit: str | None = None) -> None:
@@ -275,7 +196,7 @@ class AzureMonitorExtension:
     def handle(self, arm: Any, request: Request) -> Response | None:
         path = unquote(request.path)
         lower = path.lower().rstrip("/")
-        batch = _BATCH_PATH.match(lower)
+        batch = BATCH_PATH.match(lower)
         if batch is not None:
             return self._batch(arm, request, batch.group(2), batch.group(1))
         for suffix, answer in (("/providers/microsoft.insights/metrics", self._metrics_answer),
@@ -287,106 +208,24 @@ class AzureMonitorExtension:
         else:
             return None
         if request.method != "GET":
-            return Response(405, _arm_error("MethodNotAllowed", f"{request.method} is not supported on {path}"))
+            return Response(405, arm_error("MethodNotAllowed", f"{request.method} is not supported on {path}"))
         with self._lock:
             if self._throttles:
                 wait = self._throttles.pop(0)
-                return Response(429, _arm_error("TooManyRequests", "The request is being throttled."),
+                return Response(429, arm_error("TooManyRequests", "The request is being throttled."),
                                 {"Retry-After": str(wait), "x-ms-ratelimit-remaining-subscription-reads": "0"})
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer ") or not header[7:].strip():
-            return Response(401, _arm_error("AuthenticationFailed", "The 'Authorization' header is missing."))
+            return Response(401, arm_error("AuthenticationFailed", "The 'Authorization' header is missing."))
         if not request.arg("api-version"):
-            return Response(400, _arm_error("MissingApiVersionParameter",
-                                            "The api-version query parameter (?api-version=) is required."))
+            return Response(400, arm_error("MissingApiVersionParameter",
+                                           "The api-version query parameter (?api-version=) is required."))
         if not self._known(arm, resource_id):
-            return Response(404, _arm_error("ResourceNotFound", f"The Resource '{resource_id}' was not found."))
+            return Response(404, arm_error("ResourceNotFound", f"The Resource '{resource_id}' was not found."))
         try:
             return Response(200, answer(resource_id, request))
         except MetricsError as exc:
             return Response(400, {"code": "BadRequest", "message": str(exc)})
-
-    def _batch(self, arm: Any, request: Request, subscription: str, region: str | None) -> Response:
-        """``metrics:getBatch`` (of ``region``'s data plane where the path names one): the module docstring says
-        what is answered and refused."""
-        if request.method != "POST":
-            return Response(405, _arm_error("MethodNotAllowed", f"{request.method} is not supported on metrics:getBatch"))
-        with self._lock:
-            if self._throttles:
-                wait = self._throttles.pop(0)
-                return Response(429, _arm_error("TooManyRequests", "The request is being throttled."),
-                                {"Retry-After": str(wait)})
-        header = request.headers.get("authorization", "")
-        if not header.lower().startswith("bearer ") or not header[7:].strip():
-            return Response(401, _arm_error("AuthenticationFailed", "The 'Authorization' header is missing."))
-        if not request.arg("api-version"):
-            return Response(400, _arm_error("MissingApiVersionParameter",
-                                            "The api-version query parameter (?api-version=) is required."))
-        try:
-            ids, namespace = self._batch_request(request, subscription)
-            start, end = self._batch_timespan(request.arg("starttime"), request.arg("endtime"))
-            grain_text = (request.arg("interval") or "PT1M").upper()
-            entries = []
-
-            def region_of(rid: str) -> str:
-                with self._lock:
-                    return self._locations.get(rid.lower(), "eastus").lower()
-
-            for rid in ids:
-                if self._known(arm, rid) and region in (None, region_of(rid)):
-                    values, _, first, stop = self._values(rid, namespace, request, start, end, grain_text,
-                                                          request.arg("filter"))
-                else:  # every metric without series: what the guide says a resource of another region gets
-                    values, _, first, stop = self._values(rid, namespace, request, start, end, grain_text, None)
-                    for metric in values:
-                        metric["timeseries"] = []
-                entries.append({"starttime": _iso(first), "endtime": _iso(stop), "interval": grain_text,
-                                "namespace": namespace, "resourceregion": region_of(rid), "resourceid": rid,
-                                "value": values})
-        except MetricsError as exc:
-            return Response(400, _arm_error("BadRequest", str(exc)))
-        with self._lock:
-            self.batch_requests.append(ids)
-        return Response(200, {"values": entries})
-
-    def _batch_request(self, request: Request, subscription: str) -> tuple[list[str], str]:
-        """The body's resource ids (distinct, in order) and the namespace, checked as the service checks them."""
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
-        ids = body.get("resourceids") if isinstance(body, dict) else None
-        if not isinstance(ids, list) or not all(isinstance(i, str) and i.strip() for i in ids):
-            raise MetricsError('The request body must be {"resourceids": ["<resource id>", ...]} '
-                               "(the property name in lower case)")
-        ids = list(dict.fromkeys(i.strip() for i in ids))
-        if not ids or len(ids) > MAX_BATCH_IDS:
-            raise MetricsError(f"Between 1 and {MAX_BATCH_IDS} resource ids may be given; got {len(ids)}")
-        namespace, names = request.arg("metricnamespace"), request.arg("metricnames")
-        if not namespace or not names:
-            raise MetricsError("The metricnamespace and metricnames query parameters are required")
-        for rid in ids:
-            parts = rid.strip("/").split("/")
-            if len(parts) < 2 or parts[0].lower() != "subscriptions" or parts[1].lower() != subscription.lower():
-                raise MetricsError(f"Resource {rid} is not in subscription {subscription}: all resources of a batch "
-                                   "must be in the subscription of the request")
-        types = {_resource_type(rid).lower() for rid in ids}
-        if len(types) > 1:
-            raise MetricsError(f"All resources of a batch must be of one resource type; got {', '.join(sorted(types))}")
-        if namespace.lower() not in types:
-            raise MetricsError(f"Metric namespace {namespace} is not the resource type of the requested resources: "
-                               "custom metrics are not supported by metrics:getBatch")
-        return ids, namespace
-
-    def _batch_timespan(self, first: str | None, last: str | None) -> tuple[datetime, datetime]:
-        try:
-            end = _parse_time(last) if last else datetime.now(timezone.utc)
-            start = _parse_time(first) if first else end - timedelta(hours=1)
-        except ValueError as exc:
-            raise MetricsError(f"Invalid starttime/endtime {first!r}/{last!r}: expected ISO 8601 dates") from exc
-        if end <= start:
-            raise MetricsError(f"Invalid starttime/endtime {first!r}/{last!r}: the end must be after the start")
-        return max(start, end - MAX_SPAN), end
 
     def _known(self, arm: Any, resource_id: str) -> bool:
         rid = resource_id.lower()
@@ -399,26 +238,26 @@ class AzureMonitorExtension:
             return False
 
     # -- answers -----------------------------------------------------------------------------
-    def _catalog(self, resource_id: str, namespace: str) -> tuple[dict[str, _Metric], bool]:
+    def _catalog(self, resource_id: str, namespace: str) -> tuple[dict[str, StoredMetric], bool]:
         """The metrics of (resource, namespace) and whether the namespace is the resource's platform one."""
         rid, ns = resource_id.lower(), namespace.lower()
-        platform = ns == _resource_type(resource_id).lower()
+        platform = ns == resource_type(resource_id).lower()
         with self._lock:
             seeded = dict(self._metrics.get((rid, ns), {}))
         if platform and ns == VM_NAMESPACE.lower():
             for name, (unit, _, _) in VM_METRICS.items():
-                seeded.setdefault(name.lower(), _Metric(name, unit))
+                seeded.setdefault(name.lower(), StoredMetric(name, unit))
         return seeded, platform
 
     def _metrics_answer(self, resource_id: str, request: Request) -> dict[str, Any]:
-        namespace = request.arg("metricnamespace") or _resource_type(resource_id)
-        start, end = self._timespan(request.arg("timespan"))
+        namespace = request.arg("metricnamespace") or resource_type(resource_id)
+        start, end = timespan(request.arg("timespan"))
         grain_text = (request.arg("interval") or "PT1M").upper()
         values, cost, start, stop = self._values(resource_id, namespace, request, start, end, grain_text,
                                                  request.arg("$filter"))
         with self._lock:
             region = self._locations.get(resource_id.lower(), "eastus")
-        return {"cost": cost, "timespan": f"{_iso(start)}/{_iso(stop)}", "interval": grain_text,
+        return {"cost": cost, "timespan": f"{iso(start)}/{iso(stop)}", "interval": grain_text,
                 "value": values, "namespace": namespace, "resourceregion": region}
 
     def _values(self, resource_id: str, namespace: str, request: Request, start: datetime, end: datetime,
@@ -438,7 +277,7 @@ class AzureMonitorExtension:
         top = int(request.arg("top") or DEFAULT_TOP)
         missing = [n for n in names if n.lower() not in catalog]
         if missing and (platform or catalog):
-            provider, _, rtype = _resource_type(resource_id).partition("/")
+            provider, _, rtype = resource_type(resource_id).partition("/")
             raise MetricsError(
                 f"Failed to find metric configuration for provider: {provider}, resource Type: {rtype}, metric: "
                 f"{','.join(missing)}, Valid metrics: {','.join(m.name for m in catalog.values())}")
@@ -449,9 +288,9 @@ class AzureMonitorExtension:
             raise MetricsError(f"Invalid time grain {grain_text}; supported: {', '.join(GRAINS)}, FULL")
         values, cost = [], 0
         for name in names:
-            metric = catalog.get(name.lower(), _Metric(name, "Count"))
+            metric = catalog.get(name.lower(), StoredMetric(name, "Count"))
             primary = VM_METRICS.get(metric.name, (metric.unit, "Average", ""))[1].lower()
-            series = self._timeseries(metric, clauses, base, stop, grain, aggs or [primary], top, platform)
+            series = timeseries(metric, clauses, base, stop, grain, aggs or [primary], top, platform)
             cost += sum(len(s["data"]) for s in series)
             values.append({
                 "id": f"{resource_id}/providers/Microsoft.Insights/metrics/{metric.name}",
@@ -462,53 +301,15 @@ class AzureMonitorExtension:
             })
         return values, cost, int(start.timestamp()), stop
 
-    def _timespan(self, text: str | None) -> tuple[datetime, datetime]:
-        if not text:
-            end = datetime.now(timezone.utc)
-            return end - timedelta(hours=1), end
-        try:
-            first, second = text.split("/", 1)
-            start, end = _parse_time(first), _parse_time(second)
-        except ValueError as exc:
-            raise MetricsError(f"Invalid timespan {text!r}: expected 'startDateTime_ISO/endDateTime_ISO'") from exc
-        if end <= start:
-            raise MetricsError(f"Invalid timespan {text!r}: the end must be after the start")
-        return max(start, end - MAX_SPAN), end
-
-    def _timeseries(self, metric: _Metric, clauses: list[tuple[str, list[str]]], base: int, stop: int, grain: int,
-                    aggs: Sequence[str], top: int, platform: bool) -> list[dict[str, Any]]:
-        supported = set(metric.dimensions())
-        unknown = [d for d, _ in clauses if d not in supported]
-        if unknown and metric.series:
-            raise MetricsError(f"Metric: {metric.name} does not support requested dimension combination: "
-                               f"{','.join(unknown)}, supported ones are: {','.join(sorted(supported)) or 'none'}")
-        groups: dict[tuple[str, ...], list[_Series]] = defaultdict(list)
-        for s in metric.series:
-            key = []
-            for dim, wanted in clauses:
-                value = s.dims.get(dim)
-                if value is None or ("*" not in wanted and value.lower() not in {w.lower() for w in wanted}):
-                    break
-                key.append(value)
-            else:
-                groups[tuple(key)].append(s)
-        if not groups and not clauses and platform:  # a platform metric lists its (empty) buckets
-            return [{"metadatavalues": [], "data": _aggregate([], base, stop, grain, aggs)}]
-        out = []
-        for key in sorted(groups, key=lambda k: tuple(_sort_key(v) for v in k))[: top if clauses else None]:
-            meta = [{"name": {"value": d, "localizedValue": d}, "value": v} for (d, _), v in zip(clauses, key)]
-            out.append({"metadatavalues": meta, "data": _aggregate(groups[key], base, stop, grain, aggs)})
-        return out
-
     def _namespaces_answer(self, resource_id: str, request: Request) -> dict[str, Any]:
         since_text = request.arg("startTime")
         try:
-            since = int(_parse_time(since_text).timestamp()) if since_text else None
+            since = int(parse_time(since_text).timestamp()) if since_text else None
         except ValueError as exc:
             raise MetricsError(f"Invalid startTime {since_text!r}: expected an ISO 8601 date") from exc
         rid = resource_id.lower()
         base = f"{resource_id}/providers/microsoft.insights/metricNamespaces"
-        platform = _resource_type(resource_id)
+        platform = resource_type(resource_id)
         out = []
         if platform:
             escaped = platform.replace("/", "-")
@@ -527,7 +328,7 @@ class AzureMonitorExtension:
         return {"value": out}
 
     def _definitions_answer(self, resource_id: str, request: Request) -> dict[str, Any]:
-        namespace = request.arg("metricnamespace") or _resource_type(resource_id)
+        namespace = request.arg("metricnamespace") or resource_type(resource_id)
         catalog, _ = self._catalog(resource_id, namespace)
         out = []
         for metric in catalog.values():
@@ -543,51 +344,6 @@ class AzureMonitorExtension:
                 "dimensions": [{"value": d, "localizedValue": d} for d in metric.dimensions()],
             })
         return {"value": out}
-
-
-def _aggregate(series: Iterable[_Series], base: int, stop: int, grain: int,
-               aggs: Sequence[str]) -> list[dict[str, Any]]:
-    n = max(1, -(-(stop - base) // grain))
-    series = list(series)
-    ts = np.concatenate([s.ts for s in series] or [np.array([], dtype=np.int64)])
-    vals = np.concatenate([s.values for s in series] or [np.array([], dtype=np.float64)])
-    keep = (ts >= base) & (ts < stop) & np.isfinite(vals)
-    idx = ((ts[keep] - base) // grain).astype(np.int64)
-    vals = vals[keep]
-    count = np.bincount(idx, minlength=n)
-    total = np.bincount(idx, weights=vals, minlength=n)
-    high = np.full(n, -np.inf)
-    low = np.full(n, np.inf)
-    np.maximum.at(high, idx, vals)
-    np.minimum.at(low, idx, vals)
-    out = []
-    for i in range(n):
-        point: dict[str, Any] = {"timeStamp": _iso(base + i * grain)}
-        if count[i]:
-            values = {"average": total[i] / count[i], "minimum": low[i], "maximum": high[i], "total": total[i],
-                      "count": count[i]}
-            point.update({agg: float(values[agg]) for agg in aggs})
-        out.append(point)
-    return out
-
-
-def _sort_key(value: str) -> tuple[int, Any]:
-    return (0, int(value)) if value.isdigit() else (1, value)
-
-
-def _resource_type(resource_id: str) -> str:
-    """``Microsoft.Compute/virtualMachines`` from an ARM id (the resource's platform metric namespace)."""
-    parts = resource_id.strip("/").split("/")
-    try:
-        i = [p.lower() for p in parts].index("providers")
-    except ValueError:
-        return ""
-    provider, rest = parts[i + 1], parts[i + 2:]
-    return "/".join([provider] + rest[0::2])
-
-
-def _arm_error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
 
 
 class AzureMonitorEmulator(JsonApiServer):
@@ -614,5 +370,5 @@ class AzureMonitorEmulator(JsonApiServer):
     def handle(self, request: Request) -> Response:
         answer = self.extension.handle(self, request)
         if answer is None:
-            return Response(404, _arm_error("InvalidResourceType", f"no route for {request.method} {request.path}"))
+            return Response(404, arm_error("InvalidResourceType", f"no route for {request.method} {request.path}"))
         return answer

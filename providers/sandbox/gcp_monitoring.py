@@ -29,9 +29,9 @@ filters, aggregation, ``projects.timeSeries.list``) and recorded answers (c7n ``
   record every call.
 
 Seeding is plain Python (``add_series`` and the Ops Agent / DCGM / dcgm-exporter / Compute Engine helpers
-below);
-samples are stored as numpy arrays and aligned vectorized, so a demo fleet of ~20 instances x 14 days
-of 1-minute samples answers in milliseconds per page.
+below); samples are stored as numpy arrays and aligned vectorized, so a demo fleet of ~20 instances x 14
+days of 1-minute samples answers in milliseconds per page. The filter parser, the alignment and the point
+encoding live in ``gcp_monitoring_query``; this module holds the server, request checks, paging and seeding.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ import re
 import threading
 from collections.abc import Mapping
 from concurrent import futures
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import grpc
@@ -51,264 +50,21 @@ import numpy as np
 import pandas as pd
 from google.cloud import monitoring_v3
 
+from providers.sandbox.gcp_monitoring_query import (CUMULATIVE, DELTA_ONLY, GAUGE, KINDS, NS, SUPPORTED, VALUE_TYPES,
+                                                    Aligner, FilterParser, Series, align, fill_time_series, matches,
+                                                    pinned_metric_type, timestamp_ns, to_ns)
+
 log = logging.getLogger(__name__)
 
 SERVICE = "google.monitoring.v3.MetricService"
-KINDS = {"GAUGE": 1, "DELTA": 2, "CUMULATIVE": 3}  # google.api.MetricDescriptor.MetricKind
-VALUE_TYPES = {"BOOL": 1, "INT64": 2, "DOUBLE": 3}  # google.api.MetricDescriptor.ValueType
-GAUGE, DELTA, CUMULATIVE = 1, 2, 3
-INT64, DOUBLE = 2, 3
-NS = 1_000_000_000
 API_MAX_PAGE = 100_000
-Aligner = monitoring_v3.Aggregation.Aligner
 _REQ, _RESP = monitoring_v3.ListTimeSeriesRequest, monitoring_v3.ListTimeSeriesResponse
-_DELTA_ONLY = {Aligner.ALIGN_RATE, Aligner.ALIGN_DELTA}
-_SUPPORTED = {Aligner.ALIGN_NONE, Aligner.ALIGN_MAX, Aligner.ALIGN_MIN, Aligner.ALIGN_MEAN, Aligner.ALIGN_SUM,
-              Aligner.ALIGN_COUNT} | _DELTA_ONLY
 
 
 class _Abort(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass
-class _Series:
-    project: str
-    metric_type: str
-    metric_labels: dict[str, str]
-    resource_type: str
-    resource_labels: dict[str, str]
-    kind: int
-    value_type: int
-    unit: str
-    system_labels: dict[str, str]
-    user_labels: dict[str, str]
-    times: np.ndarray  # int64 ns since the epoch, ascending, unique
-    values: np.ndarray  # float64 (int64 for INT64 series)
-    order: tuple[Any, ...] = field(default=())
-
-
-# -- the filter language ----------------------------------------------------------------------
-_TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|=|:|<|>)"""
-                    r"""|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<word>[A-Za-z0-9_.\-/*]+))""")
-_FUNCS = {"starts_with", "ends_with", "has_substring", "one_of", "monitoring.regex.full_match"}
-_SELECTOR = re.compile(r"metric\.type|resource\.type|project|(metric|resource)\.labels?\.\w+"
-                       r"|metadata\.(system|user)_labels?\.\w+")
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out, pos = [], 0
-    while pos < len(text):
-        if not text[pos:].strip():
-            break
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise ValueError(f"unexpected character at position {pos}: {text[pos:pos + 20]!r}")
-        kind = m.lastgroup or ""
-        value = m.group(kind)
-        if kind == "str":
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        out.append((kind, value))
-        pos = m.end()
-    return out
-
-
-class _Parser:
-    """Recursive descent: or-expressions bind tighter than and-expressions (NOT > OR > AND)."""
-
-    def __init__(self, text: str) -> None:
-        self.toks, self.i = _tokens(text), 0
-
-    def parse(self) -> tuple:
-        if not self.toks:
-            raise ValueError("empty filter")
-        node = self._and()
-        if self.i != len(self.toks):
-            raise ValueError(f"unexpected {self.toks[self.i][1]!r}")
-        return node
-
-    def _peek(self) -> tuple[str, str] | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def _take(self, kind: str) -> str:
-        tok = self._peek()
-        if tok is None or tok[0] != kind:
-            raise ValueError(f"expected {kind}, got {tok[1] if tok else 'end of filter'!r}")
-        self.i += 1
-        return tok[1]
-
-    def _word(self, *words: str) -> bool:
-        tok = self._peek()
-        if tok and tok[0] == "word" and tok[1] in words:
-            self.i += 1
-            return True
-        return False
-
-    def _and(self) -> tuple:
-        parts = [self._or()]
-        while (tok := self._peek()) is not None and tok[0] != "rp":
-            self._word("AND")
-            parts.append(self._or())
-        return parts[0] if len(parts) == 1 else ("and", parts)
-
-    def _or(self) -> tuple:
-        parts = [self._not()]
-        while self._word("OR"):
-            parts.append(self._not())
-        return parts[0] if len(parts) == 1 else ("or", parts)
-
-    def _not(self) -> tuple:
-        if self._word("NOT"):
-            return ("not", self._not())
-        tok = self._peek()
-        if tok and tok[0] == "lp":
-            self.i += 1
-            node = self._and()
-            self._take("rp")
-            return node
-        selector = self._take("word")
-        if selector.endswith(".") and (tok := self._peek()) and tok[0] == "str":  # metric.label."memory_state"
-            selector += self._take("str")
-        if not _SELECTOR.fullmatch(selector):
-            raise ValueError(f"unknown selector {selector!r}")
-        op = self._take("op")
-        value = self._value()
-        if value[0] == "monitoring.regex.full_match":
-            re.compile(value[1][0])
-        return ("cmp", selector, op, value)
-
-    def _value(self) -> tuple:
-        tok = self._peek()
-        if tok and tok[0] == "word" and tok[1] in _FUNCS:
-            self.i += 1
-            self._take("lp")
-            args = [self._take("str")]
-            while self._peek() and self._peek()[0] == "comma":
-                self.i += 1
-                args.append(self._take("str"))
-            self._take("rp")
-            return (tok[1], args)
-        if tok and tok[0] in ("str", "word"):
-            self.i += 1
-            return ("literal", [tok[1]])
-        raise ValueError(f"expected a value, got {tok[1] if tok else 'end of filter'!r}")
-
-
-def _selector_value(s: _Series, selector: str) -> str | None:
-    parts = selector.split(".")
-    if selector == "metric.type":
-        return s.metric_type
-    if selector == "resource.type":
-        return s.resource_type
-    if selector == "project":
-        return s.project
-    if len(parts) == 3 and parts[0] == "metric" and parts[1] in ("labels", "label"):
-        return s.metric_labels.get(parts[2])
-    if len(parts) == 3 and parts[0] == "resource" and parts[1] in ("labels", "label"):
-        return s.resource_labels.get(parts[2])
-    if len(parts) == 3 and parts[0] == "metadata" and parts[1] in ("system_labels", "system_label"):
-        return s.system_labels.get(parts[2])
-    if len(parts) == 3 and parts[0] == "metadata" and parts[1] in ("user_labels", "user_label"):
-        return s.user_labels.get(parts[2])
-    raise ValueError(f"unknown selector {selector!r}")
-
-
-def _matches(node: tuple, s: _Series) -> bool:
-    kind = node[0]
-    if kind == "and":
-        return all(_matches(n, s) for n in node[1])
-    if kind == "or":
-        return any(_matches(n, s) for n in node[1])
-    if kind == "not":
-        return not _matches(node[1], s)
-    _, selector, op, (fn, args) = node
-    got = _selector_value(s, selector)
-    if got is None:
-        return op == "!="
-    hit = {"literal": lambda: got == args[0], "starts_with": lambda: got.startswith(args[0]),
-           "ends_with": lambda: got.endswith(args[0]), "has_substring": lambda: args[0] in got,
-           "one_of": lambda: got in args,
-           "monitoring.regex.full_match": lambda: re.fullmatch(args[0], got) is not None}[fn]
-    if op == "=":
-        return hit()
-    if op == "!=":
-        return not hit()
-    if op == ":":
-        return args[0] in got if fn == "literal" else hit()
-    a, b = (float(got), float(args[0])) if _numeric(got, args[0]) else (got, args[0])
-    return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
-
-
-def _numeric(*values: str) -> bool:
-    try:
-        [float(v) for v in values]
-        return True
-    except ValueError:
-        return False
-
-
-def _metric_type(node: tuple) -> str | None:
-    """The one metric type a ListTimeSeries filter pins (a top-level ``metric.type = "..."`` term)."""
-    terms = node[1] if node[0] == "and" else [node]
-    found = {t[3][1][0] for t in terms
-             if t[0] == "cmp" and t[1] == "metric.type" and t[2] == "=" and t[3][0] == "literal"}
-    return found.pop() if len(found) == 1 else None
-
-
-# -- alignment ---------------------------------------------------------------------------------
-def _align(s: _Series, start: int, end: int, aligner: Aligner, period: int) -> tuple[np.ndarray, ...]:
-    """(end times, start times, values) newest first, plus the output kind and value type."""
-    t, v = s.times, s.values
-    if s.kind == CUMULATIVE and aligner in _DELTA_ONLY:
-        prev = np.concatenate([[0], v[:-1]]).astype(np.float64)
-        v = np.where(v >= prev, v - prev, v).astype(np.float64)  # a reset counts from zero
-        v[:1] = 0.0
-    keep = (t == end) if start == end else (t > start) & (t <= end)
-    t, v = t[keep], v[keep]
-    if aligner == Aligner.ALIGN_NONE:
-        if s.kind == GAUGE:
-            starts = t
-        elif s.kind == DELTA:
-            step = int(np.median(np.diff(s.times))) if len(s.times) > 1 else 60 * NS
-            starts = np.concatenate([[t[0] - step], t[:-1]]) if len(t) else t
-        else:
-            starts = np.full(len(t), s.times[0])
-        return t[::-1], starts[::-1], v[::-1], s.kind, s.value_type
-    if not len(t):
-        return t, t, v, GAUGE, s.value_type
-    k = (end - t) // period  # period k covers (end - (k+1)P, end - kP]; t ascending -> k non-increasing
-    first = np.concatenate([[0], np.flatnonzero(np.diff(k)) + 1])
-    counts = np.diff(np.append(first, len(t)))
-    vf = v.astype(np.float64)
-    kind, vtype = GAUGE, s.value_type
-    if aligner == Aligner.ALIGN_MAX:
-        out = np.maximum.reduceat(v, first)
-    elif aligner == Aligner.ALIGN_MIN:
-        out = np.minimum.reduceat(v, first)
-    elif aligner == Aligner.ALIGN_MEAN:
-        out, vtype = np.add.reduceat(vf, first) / counts, DOUBLE
-    elif aligner == Aligner.ALIGN_COUNT:
-        out, vtype = counts.astype(np.int64), INT64
-    elif aligner == Aligner.ALIGN_RATE:
-        out, vtype = np.add.reduceat(vf, first) / (period / NS), DOUBLE
-    else:  # ALIGN_SUM, ALIGN_DELTA
-        out = np.add.reduceat(v if s.kind == DELTA else vf, first)
-        kind = DELTA if s.kind in (DELTA, CUMULATIVE) else GAUGE
-        vtype = s.value_type if s.kind == DELTA else DOUBLE if s.kind == CUMULATIVE else s.value_type
-    ends = end - k[first] * period
-    starts = ends if kind == GAUGE else ends - period
-    return ends[::-1], starts[::-1], out[::-1], kind, vtype
-
-
-def _ns(ts: Any) -> int:
-    return int(ts.seconds) * NS + int(ts.nanos)
-
-
-def _to_ns(times: Any) -> np.ndarray:
-    index = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
-    return index.as_unit("ns").asi8.astype(np.int64)
 
 
 class GcpMonitoringEmulator:
@@ -325,8 +81,8 @@ class GcpMonitoringEmulator:
         self.max_series_per_page = max_series_per_page
         self.requests: list[str] = []
         self._workers = workers
-        self._series: dict[tuple[Any, ...], _Series] = {}
-        self._matched: dict[tuple[str, str, int], list[_Series]] = {}  # (project, filter, version) -> series
+        self._series: dict[tuple[Any, ...], Series] = {}
+        self._matched: dict[tuple[str, str, int], list[Series]] = {}  # (project, filter, version) -> series
         self._version = 0  # bumped by every seeding call
         self._failures: list[tuple[grpc.StatusCode, str]] = []
         self._lock = threading.RLock()
@@ -355,7 +111,7 @@ class GcpMonitoringEmulator:
             else:
                 pairs = list(points)
                 times, values = [p[0] for p in pairs], [p[1] for p in pairs]
-        t = _to_ns(times if times is not None else [])
+        t = to_ns(times if times is not None else [])
         dtype = np.int64 if value_type == "INT64" else np.float64
         v = np.asarray(values if values is not None else [], dtype=dtype)
         if len(t) != len(v):
@@ -371,7 +127,7 @@ class GcpMonitoringEmulator:
             last = np.append(t[1:] != t[:-1], True) if len(t) else np.zeros(0, bool)  # keep the newest write
             self._matched.clear()
             self._version += 1
-            self._series[key] = _Series(project, metric_type, dict(metric_labels or {}), resource_type,
+            self._series[key] = Series(project, metric_type, dict(metric_labels or {}), resource_type,
                                         dict(resource_labels), KINDS[metric_kind], VALUE_TYPES[value_type], unit,
                                         dict(system_labels or {}), dict(user_labels or {}), t[last], v[last], key)
 
@@ -441,8 +197,8 @@ class GcpMonitoringEmulator:
         if not req.name.startswith("projects/"):
             raise _Abort(bad, f"Field name had an invalid value of {req.name!r}: expected projects/[PROJECT_ID]")
         try:
-            tree = _Parser(req.filter).parse()
-            metric_type = _metric_type(tree)
+            tree = FilterParser(req.filter).parse()
+            metric_type = pinned_metric_type(tree)
         except (ValueError, re.error) as exc:
             raise _Abort(bad, f"Field filter had an invalid value of {req.filter!r}: {exc}") from exc
         if metric_type is None:
@@ -450,15 +206,15 @@ class GcpMonitoringEmulator:
                               "the filter must specify a single metric type (metric.type = \"...\")")
         if not req.interval.HasField("end_time"):
             raise _Abort(bad, "Field interval.end_time had an invalid value: an end time is required")
-        end = _ns(req.interval.end_time)
-        start = _ns(req.interval.start_time) if req.interval.HasField("start_time") else end
+        end = timestamp_ns(req.interval.end_time)
+        start = timestamp_ns(req.interval.start_time) if req.interval.HasField("start_time") else end
         if start > end:
             raise _Abort(bad, "Field interval.start_time had an invalid value: the start is after the end")
         agg = req.aggregation
-        aligner, period = Aligner(agg.per_series_aligner), _ns(agg.alignment_period)
+        aligner, period = Aligner(agg.per_series_aligner), timestamp_ns(agg.alignment_period)
         if agg.cross_series_reducer or agg.group_by_fields or req.HasField("secondary_aggregation"):
             raise _Abort(grpc.StatusCode.UNIMPLEMENTED, "cross-series reduction is not emulated")
-        if aligner not in _SUPPORTED:
+        if aligner not in SUPPORTED:
             raise _Abort(grpc.StatusCode.UNIMPLEMENTED, f"{aligner.name} is not emulated")
         if aligner != Aligner.ALIGN_NONE and period < 60 * NS:
             raise _Abort(bad, "Field aggregation.alignment_period had an invalid value: must be at least 60 s")
@@ -470,13 +226,13 @@ class GcpMonitoringEmulator:
                 s for s in self._series.values() if s.project == project and s.metric_type == metric_type]
         if series is None:
             try:
-                series = sorted((s for s in candidates if _matches(tree, s)), key=lambda s: s.order)
+                series = sorted((s for s in candidates if matches(tree, s)), key=lambda s: s.order)
             except ValueError as exc:
                 raise _Abort(bad, f"Field filter had an invalid value of {req.filter!r}: {exc}") from exc
             with self._lock:
                 self._matched[cache_key] = series
         for s in series[:1]:
-            if aligner in _DELTA_ONLY and s.kind == GAUGE or aligner in (Aligner.ALIGN_MEAN, Aligner.ALIGN_SUM) \
+            if aligner in DELTA_ONLY and s.kind == GAUGE or aligner in (Aligner.ALIGN_MEAN, Aligner.ALIGN_SUM) \
                     and s.kind == CUMULATIVE:
                 kind = {v: k for k, v in KINDS.items()}[s.kind]
                 vtype = {v: k for k, v in VALUE_TYPES.items()}[s.value_type]
@@ -500,79 +256,18 @@ class GcpMonitoringEmulator:
         used, i = 0, offset
         while i < len(series):
             s = series[i]
-            ends, starts, vals, kind, vtype = _align(s, start, end, aligner, period)
+            ends, starts, vals, kind, vtype = align(s, start, end, aligner, period)
             n = 1 if headers else len(ends)
             if n and used and used + n > limit:
                 break
             i += 1
             if len(ends):
-                self._emit(resp.time_series.add(), s, ends, starts, vals, kind, vtype, headers)
+                fill_time_series(resp.time_series.add(), s, ends, starts, vals, kind, vtype, headers)
                 used += n
                 resp.unit = resp.unit or s.unit
         if i < len(series):
             resp.next_page_token = base64.urlsafe_b64encode(f"{i}:{digest}".encode()).decode()
         return resp
-
-    @staticmethod
-    def _emit(ts: Any, s: _Series, ends: np.ndarray, starts: np.ndarray, vals: np.ndarray, kind: int, vtype: int,
-              headers: bool) -> None:
-        ts.metric.type = s.metric_type
-        ts.metric.labels.update(s.metric_labels)
-        ts.resource.type = s.resource_type
-        ts.resource.labels.update(s.resource_labels)
-        if s.system_labels:
-            ts.metadata.system_labels.update(s.system_labels)
-        if s.user_labels:
-            ts.metadata.user_labels.update(s.user_labels)
-        ts.metric_kind, ts.value_type, ts.unit = kind, vtype, s.unit
-        if not headers:
-            ts.MergeFromString(_encode_points(ends, starts, vals, vtype))
-
-
-# -- points, encoded vectorized ----------------------------------------------------------------
-# Building ~10^5 Point messages one by one costs seconds; their wire format is simple enough to emit
-# with numpy: TimeSeries.points (field 5) of Point{interval(1): TimeInterval{start_time(1), end_time(2)},
-# value(2): TypedValue{bool_value(1) | int64_value(2) | double_value(3)}}, Timestamp{seconds(1), nanos(2)}.
-_Part = tuple[np.ndarray, np.ndarray]  # (bytes [n, w], which of them are present [n, w])
-_SHIFTS = np.arange(0, 70, 7, dtype=np.uint64)
-
-
-def _const(byte: int, n: int, present: np.ndarray | None = None) -> _Part:
-    return np.full((n, 1), byte, dtype=np.uint8), (np.ones((n, 1), bool) if present is None else present[:, None])
-
-
-def _varint(x: np.ndarray, present: np.ndarray | None = None) -> _Part:
-    u = x.astype(np.int64).view(np.uint64)
-    size = 1 + ((u[:, None] >> _SHIFTS[1:]) != 0).sum(axis=1)
-    cols = np.arange(len(_SHIFTS))[None, :]
-    data = ((u[:, None] >> _SHIFTS) & np.uint64(0x7F)).astype(np.uint8) | ((cols < size[:, None] - 1) << 7).astype(np.uint8)
-    mask = cols < size[:, None]
-    return data, mask if present is None else mask & present[:, None]
-
-
-def _message(tag: int, parts: list[_Part]) -> list[_Part]:
-    """A length-delimited field holding ``parts`` (every message here is under 128 bytes: a one-byte length)."""
-    n = len(parts[0][0])
-    size = sum(m.sum(axis=1) for _, m in parts).astype(np.uint8)
-    return [_const(tag, n), (size[:, None], np.ones((n, 1), bool)), *parts]
-
-
-def _timestamp(ns: np.ndarray) -> list[_Part]:
-    seconds, nanos = np.divmod(ns, NS)
-    n, has_nanos = len(ns), nanos != 0
-    return [_const(0x08, n), _varint(seconds), _const(0x10, n, has_nanos), _varint(nanos, has_nanos)]
-
-
-def _encode_points(ends: np.ndarray, starts: np.ndarray, vals: np.ndarray, vtype: int) -> bytes:
-    n = len(ends)
-    if vtype == DOUBLE:
-        value = [_const(0x19, n), (np.ascontiguousarray(vals, dtype="<f8").view(np.uint8).reshape(n, 8),
-                                   np.ones((n, 8), bool))]
-    else:  # int64_value (2) or bool_value (1), both varints
-        value = [_const(0x10 if vtype == INT64 else 0x08, n), _varint(np.asarray(vals).astype(np.int64))]
-    interval = _message(0x0A, _message(0x0A, _timestamp(starts)) + _message(0x12, _timestamp(ends)))
-    parts = _message(0x2A, interval + _message(0x12, value))
-    return np.hstack([d for d, _ in parts])[np.hstack([m for _, m in parts])].tobytes()
 
 
 # -- seeding helpers for Compute Engine fleets -------------------------------------------------
@@ -655,7 +350,7 @@ def add_dcgm_exporter_gpu(emu: GcpMonitoringEmulator, project: str, zone: str, i
     ``workload.googleapis.com/<name>`` on ``gce_instance``, the exporter's labels only.
     """
     name = instance_name or f"instance-{instance_id}"
-    t = _to_ns(times)
+    t = to_ns(times)
     labels = {"gpu": str(gpu), "UUID": uuid or f"GPU-{instance_id}-{gpu}", "pci_bus_id": f"00000000:{gpu:02x}:00.0",
               "device": f"nvidia{gpu}", "modelName": model, "Hostname": hostname or name,
               "DCGM_FI_DRIVER_VERSION": "580.105.08"}
@@ -688,7 +383,7 @@ def add_gce_host(emu: GcpMonitoringEmulator, project: str, zone: str, instance_i
     """Compute Engine's hypervisor metrics for one VM: ``compute.googleapis.com/instance/cpu/utilization``
     (GAUGE DOUBLE, a ratio 0-1) and ``instance/network/received_bytes_count`` / ``sent_bytes_count``
     (DELTA INT64 bytes per sample interval, label ``loadbalanced``), all with ``instance_name``."""
-    t = _to_ns(times)
+    t = to_ns(times)
     step = float(np.median(np.diff(t)) / NS) if len(t) > 1 else 60.0
     res = gce_labels(project, zone, instance_id)
     meta = {"name": instance_name} if instance_name else None
@@ -700,4 +395,3 @@ def add_gce_host(emu: GcpMonitoringEmulator, project: str, zone: str, instance_i
         emu.add_series(project, f"compute.googleapis.com/instance/network/{metric}", res,
                        {**name, "loadbalanced": "false"}, times=t, values=vals, value_type="INT64",
                        metric_kind="DELTA", unit="By", system_labels=meta)
-
