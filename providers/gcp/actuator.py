@@ -33,20 +33,22 @@ def _wait(clients: GcpClients, project: str, zone: str, operation: Any, timeout:
 def stop_instance(clients: GcpClients, project: str, zone: str, name: str, *, timeout: float = 600.0,
                   sleep: Sleep | None = None) -> None:
     """Stop VM ``name`` (``instances.stop``) and wait until the operation is DONE (the VM TERMINATED)."""
-    with translated("compute.Instances.Stop", clients.where("compute")):
-        clients.count("compute.Instances.Stop")
-        op = clients.compute("InstancesClient").stop_unary(project=project, zone=zone, instance=name,
-                                                             retry=clients.retry, timeout=clients.timeout)
-    _wait(clients, project, zone, op, timeout, sleep)
+    _power(clients, project, zone, name, "stop", timeout, sleep)
 
 
 def start_instance(clients: GcpClients, project: str, zone: str, name: str, *, timeout: float = 600.0,
                    sleep: Sleep | None = None) -> None:
     """Start VM ``name`` (``instances.start``) and wait until the operation is DONE."""
-    with translated("compute.Instances.Start", clients.where("compute")):
-        clients.count("compute.Instances.Start")
-        op = clients.compute("InstancesClient").start_unary(project=project, zone=zone, instance=name,
-                                                              retry=clients.retry, timeout=clients.timeout)
+    _power(clients, project, zone, name, "start", timeout, sleep)
+
+
+def _power(clients: GcpClients, project: str, zone: str, name: str, action: str, timeout: float,
+           sleep: Sleep | None) -> None:
+    operation = f"compute.Instances.{action.capitalize()}"
+    with translated(operation, clients.where("compute")):
+        clients.count(operation)
+        call = getattr(clients.compute("InstancesClient"), f"{action}_unary")
+        op = call(project=project, zone=zone, instance=name, retry=clients.retry, timeout=clients.timeout)
     _wait(clients, project, zone, op, timeout, sleep)
 
 

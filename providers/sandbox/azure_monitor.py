@@ -193,6 +193,22 @@ class AzureMonitorExtension(MetricsBatch):
             self._throttles.extend([retry_after] * count)
 
     # -- routing -----------------------------------------------------------------------------
+    def _gate(self, request: Request, throttle_headers: dict[str, str]) -> Response | None:
+        """What every metrics route refuses first, as Azure does: an injected 429 (``throttle_next``), a missing
+        bearer token (401), a missing ``api-version`` (400); None when the request may go on."""
+        with self._lock:
+            if self._throttles:
+                wait = self._throttles.pop(0)
+                return Response(429, arm_error("TooManyRequests", "The request is being throttled."),
+                                {"Retry-After": str(wait), **throttle_headers})
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer ") or not header[7:].strip():
+            return Response(401, arm_error("AuthenticationFailed", "The 'Authorization' header is missing."))
+        if not request.arg("api-version"):
+            return Response(400, arm_error("MissingApiVersionParameter",
+                                           "The api-version query parameter (?api-version=) is required."))
+        return None
+
     def handle(self, arm: Any, request: Request) -> Response | None:
         path = unquote(request.path)
         lower = path.lower().rstrip("/")
@@ -209,17 +225,9 @@ class AzureMonitorExtension(MetricsBatch):
             return None
         if request.method != "GET":
             return Response(405, arm_error("MethodNotAllowed", f"{request.method} is not supported on {path}"))
-        with self._lock:
-            if self._throttles:
-                wait = self._throttles.pop(0)
-                return Response(429, arm_error("TooManyRequests", "The request is being throttled."),
-                                {"Retry-After": str(wait), "x-ms-ratelimit-remaining-subscription-reads": "0"})
-        header = request.headers.get("authorization", "")
-        if not header.lower().startswith("bearer ") or not header[7:].strip():
-            return Response(401, arm_error("AuthenticationFailed", "The 'Authorization' header is missing."))
-        if not request.arg("api-version"):
-            return Response(400, arm_error("MissingApiVersionParameter",
-                                           "The api-version query parameter (?api-version=) is required."))
+        refused = self._gate(request, {"x-ms-ratelimit-remaining-subscription-reads": "0"})
+        if refused is not None:
+            return refused
         if not self._known(arm, resource_id):
             return Response(404, arm_error("ResourceNotFound", f"The Resource '{resource_id}' was not found."))
         try:

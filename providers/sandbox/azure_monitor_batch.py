@@ -52,6 +52,7 @@ class MetricsBatch:
     batch_requests: list[list[str]]
     _known: Callable[[Any, str], bool]
     _values: Callable[..., tuple[list[dict[str, Any]], int, int, int]]
+    _gate: Callable[[Request, dict[str, str]], Response | None]
 
     def _batch(self, arm: Any, request: Request, subscription: str, region: str | None) -> Response:
         """``metrics:getBatch`` (of ``region``'s data plane where the path names one): the module docstring says
@@ -59,17 +60,9 @@ class MetricsBatch:
         if request.method != "POST":
             return Response(405, arm_error("MethodNotAllowed",
                                            f"{request.method} is not supported on metrics:getBatch"))
-        with self._lock:
-            if self._throttles:
-                wait = self._throttles.pop(0)
-                return Response(429, arm_error("TooManyRequests", "The request is being throttled."),
-                                {"Retry-After": str(wait)})
-        header = request.headers.get("authorization", "")
-        if not header.lower().startswith("bearer ") or not header[7:].strip():
-            return Response(401, arm_error("AuthenticationFailed", "The 'Authorization' header is missing."))
-        if not request.arg("api-version"):
-            return Response(400, arm_error("MissingApiVersionParameter",
-                                           "The api-version query parameter (?api-version=) is required."))
+        refused = self._gate(request, {})
+        if refused is not None:
+            return refused
         try:
             ids, namespace = self._batch_request(request, subscription)
             start, end = self._batch_timespan(request.arg("starttime"), request.arg("endtime"))
