@@ -44,16 +44,13 @@ SETS_LIST_ALL = "compute.VirtualMachineScaleSets.ListAll"
 SET_VMS_LIST = "compute.VirtualMachineScaleSetVMs.List"
 SKUS_LIST = "compute.ResourceSkus.List"
 
-#: Powered off but still allocated (billed for compute); OTHER until the model names it.
-STOPPED_ALLOCATED: ResourceState = getattr(ResourceState, "STOPPED_ALLOCATED", ResourceState.OTHER)
-
 POWER_STATES: dict[str, ResourceState] = {
     "running": ResourceState.RUNNING,
     "starting": ResourceState.PENDING,
     "stopping": ResourceState.STOPPING,
     "deallocating": ResourceState.STOPPING,
     "deallocated": ResourceState.STOPPED,
-    "stopped": STOPPED_ALLOCATED,
+    "stopped": ResourceState.STOPPED_ALLOCATED,  # powered off but still allocated: billed for compute
 }
 
 #: (pattern on the lower-cased size, GPU model, GiB per GPU, manufacturer): first match wins.

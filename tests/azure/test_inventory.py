@@ -89,7 +89,7 @@ def test_powered_off_vm_is_stopped_but_allocated_not_deallocated(arm) -> None:
 
     assert found["released"].state is ResourceState.STOPPED
     assert found["off"].state is not ResourceState.STOPPED  # still billed for compute
-    assert found["off"].state is getattr(ResourceState, "STOPPED_ALLOCATED", ResourceState.OTHER)
+    assert found["off"].state is ResourceState.STOPPED_ALLOCATED
 
 
 @pytest.mark.parametrize(("priority", "expected"), [
