@@ -205,6 +205,55 @@ def prices(cloud: str, instance_type: str | None, region: str | None, live: bool
     click.echo(text, nl=not text.endswith("\n"))
 
 
+_ROLE_FILES = {"aws": ("infra/aws/audit-readonly-policy.json", "infra/aws/actuator-policy.json"),
+               "gcp": ("infra/gcp/audit-readonly-role.yaml", "infra/gcp/actuator-role.yaml"),
+               "azure": ("infra/azure/audit-readonly-role.json", "infra/azure/actuator-role.json")}
+
+
+def permission_documents(cloud: str) -> tuple[str, str]:
+    """The read-only policy/role and the actuator's, as the texts of the files in ``infra/``."""
+    if cloud == "aws":
+        from providers.aws import permissions as aws
+
+        return aws.audit_policy_json(), aws.actuator_policy_json()
+    if cloud == "gcp":
+        from providers.gcp import permissions as gcp
+
+        return gcp.audit_role_yaml(), gcp.actuator_role_yaml()
+    from providers.azure import permissions as azure
+
+    return azure.audit_role_json(), azure.actuator_role_json()
+
+
+@main.command()
+@click.argument("cloud", type=click.Choice([c.value for c in Cloud]))
+@click.option("--role", type=click.Choice(["read", "act", "both"]), default="both", show_default=True,
+              help="read: what `costagent audit` needs; act: what the actuator (the guarded apply) needs.")
+@click.option("--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: the documents as in infra/ (both: each under a comment naming its file); json: one object.")
+def permissions(cloud: str, role: str, fmt: str) -> None:
+    """Print the IAM policy (AWS) or custom role (GCP, Azure) costagent needs: read-only and/or actuator."""
+    import json
+
+    read, act = permission_documents(cloud)
+    chosen = {"read": (read,), "act": (act,), "both": (read, act)}[role]
+    files = {"read": _ROLE_FILES[cloud][:1], "act": _ROLE_FILES[cloud][1:], "both": _ROLE_FILES[cloud]}[role]
+    if fmt == "json":
+        def parse(text: str) -> object:
+            return text if cloud == "gcp" else json.loads(text)  # the GCP role is YAML: kept as its text
+
+        body = {name: parse(doc) for name, doc in zip(("read" if role != "act" else "act", "act"), chosen)}
+        click.echo(json.dumps({"cloud": cloud, **body}, indent=2))
+        return
+    if len(chosen) == 1:
+        click.echo(chosen[0], nl=False)
+        return
+    for name, doc in zip(files, chosen):
+        marker = "#" if cloud == "gcp" else "//"
+        click.echo(f"{marker} {name}")
+        click.echo(doc, nl=False)
+
+
 def _billing_reader(providers: Sequence[Provider]) -> Callable[[Sequence[str]], BillingData]:
     """Reads billing exports; ``s3://``, ``gs://`` and Azure Blob (``https://<account>.blob...``, ``abfss://``)
     paths go through the AWS, GCP and Azure providers' clients (their credential chains and endpoints)."""
@@ -254,6 +303,15 @@ def _fail(message: str, code: int) -> None:
     click.echo(message, err=True)
     sys.exit(code)
 
+
+def _register() -> None:
+    from agent.cli_apply import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -180,3 +180,18 @@ def _azure(config: Config, demo: bool, live_prices: bool, now: datetime,
     clients = AzureClients(subscriptions=az.subscriptions, base_url=az.base_url, ca_bundle=az.ca_bundle,
                            metrics_endpoint=az.metrics_endpoint)
     yield AzureProvider(clients, live_prices=live_prices), az.regions or None, ()
+
+
+def actuator_for(provider: Any) -> Any:
+    """The ``providers.base.Actuator`` of an opened provider, over the same clients (credentials, endpoints)."""
+    if provider.cloud == Cloud.AWS:
+        from providers.aws.actuator import AwsActuator
+
+        return AwsActuator(provider.clients)
+    if provider.cloud == Cloud.GCP:
+        from providers.gcp.actuator import GcpActuator
+
+        return GcpActuator(provider.clients)
+    from providers.azure.actuator import AzureActuator
+
+    return AzureActuator(provider.clients)

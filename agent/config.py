@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.apply_config import APPLY_KEYS, STATE_KEYS, ApplySettings, apply_settings, state_url
 from providers.errors import ConfigurationError
 
 ENV_FILE = "COSTAGENT_CONFIG"
@@ -74,12 +75,16 @@ class Config:
     gcp: GcpConfig = field(default_factory=GcpConfig)
     azure: AzureConfig = field(default_factory=AzureConfig)
     source: str | None = None  # the file read, for messages
+    apply: ApplySettings = field(default_factory=ApplySettings)  # the guards' policy ([apply])
+    state_url: str = ""  # the journal's database ([state] url, COSTAGENT_STATE_URL); "" before load()
 
 
 _KEYS: dict[str, set[str]] = {
     "aws": {"profile", "regions"},
     "gcp": {"projects", "regions", "endpoints", "billing_table"},
     "azure": {"subscriptions", "regions", "base_url", "ca_bundle", "metrics_endpoint"},
+    "apply": APPLY_KEYS,
+    "state": STATE_KEYS,
 }
 
 
@@ -142,6 +147,8 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
                               or _str(azure, "metrics_endpoint", where, "azure")),
         ),
         source=str(chosen) if chosen else None,
+        apply=apply_settings(data.get("apply", {}), where),
+        state_url=state_url(data.get("state", {}), where, env),
     )
 
 

@@ -65,7 +65,7 @@ def effective_mode(global_mode: Mode, per_recommender: Mapping[str, Mode], recom
 class Candidate:
     """One proposed action, as the guards see it."""
 
-    kind: str  # stop | schedule | rightsize | ...
+    kind: str  # the actuator kind: stop | resize | scale | schedule | ...
     ref: ResourceRef
     tags: Mapping[str, str]
     recommender: str
@@ -129,7 +129,7 @@ class Window:
 class Policy:
     """The operator's rules; the defaults are the safe ones (report only, approval for resizes)."""
 
-    mode: Mode = Mode.REPORT
+    mode: Mode = Mode.DRY_RUN
     per_recommender: Mapping[str, Mode] = field(default_factory=dict)
     accounts: frozenset[str] = frozenset()  # accounts / projects / subscriptions; empty: all
     regions: frozenset[str] = frozenset()  # empty: all
@@ -139,7 +139,7 @@ class Policy:
     cooldown: timedelta = timedelta(0)
     max_actions_per_run: int | None = None  # None: no cap
     max_fleet_fraction: float | None = None  # e.g. 0.1; None: no cap
-    approval_required_kinds: frozenset[str] = frozenset({"rightsize"})
+    approval_required_kinds: frozenset[str] = frozenset({"resize"})
     approved_ids: frozenset[str] = frozenset()
 
 
@@ -298,7 +298,7 @@ def _blast(p: Policy, run: RunState) -> Verdict:
 
 
 def _approval(c: Candidate, p: Policy) -> Verdict:
-    """Kinds that change what a workload runs on (rightsize by default) need a human's approval by id."""
+    """Kinds that change what a workload runs on (resize by default) need a human's approval by id."""
     if c.kind not in p.approval_required_kinds:
         return Verdict("approval", True, f"{c.kind} needs no approval")
     if c.recommendation_id in p.approved_ids:

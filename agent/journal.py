@@ -60,7 +60,11 @@ from providers.model import Cloud, ResourceRef, utc
 
 INTENDED, DONE, FAILED = "intended", "done", "failed"
 RECONCILED_DONE, RECONCILED_NOT_DONE, UNDONE = "reconciled-done", "reconciled-not-done", "undone"
-STATUSES = (INTENDED, DONE, FAILED, RECONCILED_DONE, RECONCILED_NOT_DONE, UNDONE)
+#: Decisions that changed nothing, journaled with every guard's verdict: a guard refused; a dry run would
+#: have acted; a grace period started (the resource was marked, owners told).
+REFUSED, DRY_RUN, MARKED = "refused", "dry-run", "marked"
+STATUSES = (INTENDED, DONE, FAILED, RECONCILED_DONE, RECONCILED_NOT_DONE, UNDONE, REFUSED, DRY_RUN, MARKED)
+DECISIONS = (REFUSED, DRY_RUN, MARKED)
 #: Statuses meaning "this happened, or may have": they hold the (plan, resource, kind) key.
 ACTED = (INTENDED, DONE, RECONCILED_DONE, UNDONE)
 
@@ -166,6 +170,40 @@ def default_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def lease_owner() -> str:
+    """``user@host:pid:nonce``: who holds a lease, and enough to tell whether that process still lives."""
+    return f"{default_actor()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_dead(owner: str) -> bool:
+    """True only when ``owner`` (a ``lease_owner()``) names a process on this host that no longer exists.
+
+    A holder on another host, or an owner in another format, is never judged dead: its lease expires.
+    """
+    match = re.fullmatch(r"(?P<actor>.+@(?P<host>[^:]+)):(?P<pid>\d+):[0-9a-f]+", owner)
+    if match is None or match["host"] != socket.gethostname():
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed child not yet reaped by its parent still has a pid: Linux shows it as state Z."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _iso(value: datetime) -> str:
     return utc(value).isoformat(timespec="microseconds")
 
@@ -256,6 +294,41 @@ class Journal:
                                f"(action {held.id})") from None
         return action_id
 
+    def decided(self, ref: ResourceRef, kind: str, params: Mapping[str, Any] | None = None, *, plan_id: str,
+                run_id: str, status: str, verdicts: Iterable[tuple[str, bool, str]], actor: str | None = None,
+                before: Any = None, note: str | None = None) -> str:
+        """Journal a decision that changed nothing (``REFUSED``, ``DRY_RUN``, ``MARKED``) with its verdicts.
+
+        It holds no key: a later run may still act once the guards allow.
+        """
+        if status not in DECISIONS:
+            raise JournalError(f"{status!r} is not a decision status ({', '.join(DECISIONS)})")
+        action_id = uuid.uuid4().hex
+        now = _iso(self.clock.now())
+        row = dict(id=action_id, plan_id=plan_id, run_id=run_id, actor=actor or default_actor(), kind=kind,
+                   cloud=str(ref.cloud), account=ref.account, region=ref.region, resource_id=ref.id,
+                   params=_dumps(dict(params or {})), status=status, before=_dumps(before), error=note,
+                   active_key=None, created_at=now, finished_at=now)
+        rows = [dict(action_id=action_id, position=i, guard=g, allowed=bool(a), reason=r)
+                for i, (g, a, r) in enumerate(verdicts)]
+        with self.engine.begin() as conn:
+            conn.execute(insert(actions), row)
+            if rows:
+                conn.execute(insert(guard_verdicts), rows)
+        return action_id
+
+    def find(self, prefix: str) -> ActionRecord:
+        """The action whose id is ``prefix`` or starts with it (at least 6 characters, like a short git hash)."""
+        prefix = prefix.strip().lower()
+        if len(prefix) < 6 or not re.fullmatch(r"[0-9a-f]+", prefix):
+            raise JournalError(f"action id {prefix!r}: give at least 6 hex characters of an id from `costagent journal`")
+        found = self._records(actions.c.id.like(f"{prefix}%"), limit=2)
+        if not found:
+            raise JournalError(f"no action {prefix} in the journal at {safe_url(self.url)}")
+        if len(found) > 1:
+            raise JournalError(f"action id {prefix} is ambiguous: give more characters")
+        return found[0]
+
     def done(self, action_id: str, after: Any = None) -> ActionRecord:
         """The cloud call succeeded; an undo (done or reconciled-done) marks the action it undoes ``undone``."""
         return self._finish(action_id, DONE, after=_dumps(after))
@@ -278,12 +351,18 @@ class Journal:
         found = self._records(actions.c.id == action_id)
         return found[0] if found else None
 
-    def history(self, ref: ResourceRef | None = None, since: datetime | None = None) -> list[ActionRecord]:
-        """Every action (of ``ref``, created at or after ``since``), newest first."""
+    def history(self, ref: ResourceRef | None = None, since: datetime | None = None,
+                statuses: Sequence[str] | None = None, plan_id: str | None = None,
+                limit: int | None = None) -> list[ActionRecord]:
+        """Every action (of ``ref``, created at or after ``since``, with one of ``statuses``), newest first."""
         where = [] if ref is None else self._ref_filter(ref)
         if since is not None:
             where.append(actions.c.created_at >= _iso(since))
-        return self._records(and_(true(), *where))
+        if statuses is not None:
+            where.append(actions.c.status.in_(list(statuses)))
+        if plan_id is not None:
+            where.append(actions.c.plan_id == plan_id)
+        return self._records(and_(true(), *where), limit=limit)
 
     def last_action(self, ref: ResourceRef, kinds: Sequence[str] | None = None) -> ActionRecord | None:
         """The newest action on ``ref`` that happened or may have (for cooldowns); ``kinds`` narrows it."""
@@ -381,8 +460,9 @@ class Journal:
 
     def acquire(self, name: str = "apply", owner: str | None = None,
                 ttl: timedelta = timedelta(minutes=30)) -> Lease:
-        """Take the lease ``name`` or raise ``LockHeld``: one INSERT, or one UPDATE of an expired lease."""
-        owner = owner or f"{default_actor()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        """Take the lease ``name`` or raise ``LockHeld``: one INSERT, or one UPDATE of an expired lease, or of
+        a lease whose holder was a process on this host that no longer exists (killed with ``kill -9``)."""
+        owner = owner or lease_owner()
         now = self.clock.now()
         values = dict(owner=owner, acquired_at=_iso(now), expires_at=_iso(now + ttl))
         try:
@@ -397,6 +477,11 @@ class Journal:
             if taken == 1:
                 return Lease(name, owner, utc(now + ttl))
             holder = conn.execute(select(locks).where(locks.c.name == name)).first()
+            if holder is not None and holder_is_dead(holder.owner):
+                taken = conn.execute(update(locks).where(and_(locks.c.name == name, locks.c.owner == holder.owner))
+                                     .values(**values)).rowcount
+                if taken == 1:
+                    return Lease(name, owner, utc(now + ttl))
         if holder is None:  # released between our two statements: try once more
             return self.acquire(name, owner, ttl)
         raise LockHeld(name, holder.owner, _time(holder.expires_at))  # type: ignore[arg-type]

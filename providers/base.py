@@ -1,15 +1,17 @@
-"""The protocol every cloud provider implements (``providers/<cloud>/__init__.py``)."""
+"""The protocols every cloud implements: ``Provider`` (the read side, ``providers/<cloud>/__init__.py``) and
+``Actuator`` (the guarded changes, ``providers/<cloud>/actuator.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
-from typing import Protocol
+from typing import Any, Protocol
 
-from providers.model import Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Usage, Window
+from providers.model import (Action, Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Usage,
+                             Window)
 
 
 @dataclass(frozen=True)
@@ -60,4 +62,77 @@ class Provider(Protocol):
 
     def api_calls(self) -> dict[str, int]:
         """Calls made so far, keyed ``service.Operation``."""
+        ...
+
+
+#: Every action kind costagent knows. An actuator maps each to None (supported) or the reason it is not.
+ACTION_KINDS = ("stop", "start", "deallocate", "power_off", "resize", "scale", "schedule", "tag", "spot",
+                "commitment", "consolidate")
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What an action would do, found without changing anything.
+
+    ``native`` is True when the cloud itself checked the request (EC2 ``DryRun``: the caller's
+    permission included); otherwise the resource's state was read and judged. ``state`` is what was
+    read (e.g. ``{"state": "running", "type": "g5.xlarge"}``); ``detail`` says why not, or what
+    would happen.
+    """
+
+    action: Action
+    would_succeed: bool
+    native: bool
+    state: Mapping[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A change made: the resource's state ``before`` (what ``Actuator.undo`` restores) and ``after``.
+
+    ``note`` says what an undo could not restore (e.g. new tags, which would need a delete).
+    """
+
+    action: Action
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    note: str = ""
+
+
+class Actuator(Protocol):
+    """Write side of one cloud: changes that stop, start, resize or rescale, and undo them.
+
+    Never terminates or deletes. Methods raise ``providers.errors.ProviderError`` on failure; an
+    unsupported kind raises ``ProviderError`` with ``kinds()``'s reason.
+    """
+
+    cloud: Cloud
+
+    def kinds(self) -> Mapping[str, str | None]:
+        """Every kind in ``ACTION_KINDS``: None when supported, else the reason it is not."""
+        ...
+
+    def permissions(self, kind: str) -> tuple[str, ...]:
+        """The IAM permissions (GCP), IAM actions (AWS) or RBAC actions (Azure) ``kind`` needs."""
+        ...
+
+    def read(self, action: Action) -> Mapping[str, Any]:
+        """The resource's current state as far as ``action`` is concerned (the shape ``Outcome.before`` has):
+        e.g. ``{"state": "running", "type": "g5.xlarge"}`` for an instance, the sizes for a group."""
+        ...
+
+    def effect_seen(self, action: Action, state: Mapping[str, Any]) -> bool:
+        """Whether ``state`` (from ``read``) shows ``action`` done or under way (a stop: stopping or stopped).
+        Settles an intent whose result was never recorded (a crash between the call and the journal)."""
+        ...
+
+    def preview(self, action: Action) -> Preview:
+        """A cloud-native dry run where the API has one, else a read-only check of the resource state."""
+        ...
+
+    def execute(self, action: Action) -> Outcome: ...
+
+    def undo(self, action: Action, before: Mapping[str, Any]) -> Outcome:
+        """Bring the resource back to ``before`` (an ``Outcome.before`` of ``execute(action)``)."""
         ...

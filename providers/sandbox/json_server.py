@@ -20,6 +20,7 @@ import os
 import ssl
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -70,6 +71,8 @@ class JsonApiServer:
         self.ca_path: str | None = None  # the CA bundle to trust (tls only), set by start()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._failures: list[tuple[int, str]] = []
+        self._holds: list[tuple[str, float]] = []
+        self.arrived: list[str] = []  # "METHOD /path?query" as each request arrives (before it is answered)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -150,6 +153,21 @@ class JsonApiServer:
         with self._lock:
             self._failures.extend([(status, message)] * count)
 
+    def hold_next(self, fragment: str, seconds: float) -> None:
+        """Handle the next request containing ``fragment`` (e.g. ``"POST /compute"`` or ``"/stop"``) at once, then
+        wait ``seconds`` before answering it: the change is made while the client still waits, as when a
+        process is killed between its call and the reply."""
+        with self._lock:
+            self._holds.append((fragment, seconds))
+
+    def held_for(self, line: str) -> float:
+        with self._lock:
+            for i, (fragment, seconds) in enumerate(self._holds):
+                if fragment in line:
+                    del self._holds[i]
+                    return seconds
+        return 0.0
+
     def count(self, fragment: str = "") -> int:
         """How many answered requests contain ``fragment`` (matched against "METHOD /path?query")."""
         with self._lock:
@@ -169,6 +187,10 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
                           {k.lower(): v for k, v in self.headers.items()}, body, host,
                           "https" if self.emulator.tls else "http")
+        line = f"{self.command} {self.path}"
+        with self.emulator._lock:
+            self.emulator.arrived.append(line)
+        hold = self.emulator.held_for(line)
         failed = self.emulator.injected_failure()
         if failed is not None:
             response = Response(failed[0], failed[1], {"Retry-After": "0"} if failed[0] == 429 else {})
@@ -179,7 +201,9 @@ class _Handler(BaseHTTPRequestHandler):
                 log.exception("event=emulator_error server=%s path=%s", self.emulator.name, self.path)
                 response = Response(500, self.emulator.error_body(500, f"emulator error: {exc}"))
         with self.emulator._lock:
-            self.emulator.requests.append(f"{self.command} {self.path}")
+            self.emulator.requests.append(line)
+        if hold:
+            time.sleep(hold)
         payload = response.body if isinstance(response.body, bytes) else (
             b"" if response.body is None else json.dumps(response.body).encode())
         self.send_response(response.status)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from agent.clouds import cloud_of_region, default_clouds, split_regions
@@ -40,7 +42,9 @@ ca_bundle = "ca.pem"
 
 
 def test_no_file_means_defaults():
-    assert load(None, env={}) == Config()
+    config = load(None, env={})
+    assert replace(config, state_url="") == Config()
+    assert config.state_url.startswith("sqlite:///") and config.state_url.endswith("/costagent/state.db")
 
 
 def test_file_named_by_the_environment(tmp_path):

@@ -15,7 +15,7 @@ from recommenders.model import Kind, Recommendation, Risk
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc)  # a Wednesday
 REF = ResourceRef(Cloud.AWS, "111122223333", "us-east-1", "i-0abc")
-CAN = {"aws": {"stop": None, "rightsize": None}, "gcp": {"stop": None}}
+CAN = {"aws": {"stop": None, "resize": None}, "gcp": {"stop": None}}
 OPEN = Policy(mode=Mode.APPLY)
 
 
@@ -214,17 +214,17 @@ def test_freshness_failure_or_absence_refuses():
 
 def test_freshness_is_not_checked_when_a_cheaper_guard_refused():
     calls = []
-    d = decide(cand(kind="rightsize"), fresh=lambda c: calls.append(c) or (True, ""))
+    d = decide(cand(kind="resize"), fresh=lambda c: calls.append(c) or (True, ""))
     v = verdict(d, "freshness")
     assert calls == [] and not v.allowed
     assert v.reason == "not checked: approval refused (re-reading costs cloud calls)"
 
 
-def test_rightsize_needs_approval_by_id():
-    v = verdict(decide(cand(kind="rightsize", rid="rightsize-abc")), "approval")
-    assert not v.allowed and v.reason == "rightsize needs approval: approve rightsize-abc"
+def test_resize_needs_approval_by_id():
+    v = verdict(decide(cand(kind="resize", rid="rightsize-abc")), "approval")
+    assert not v.allowed and v.reason == "resize needs approval: approve rightsize-abc"
     p = replace(OPEN, approved_ids=frozenset({"rightsize-abc"}))
-    assert decide(cand(kind="rightsize", rid="rightsize-abc"), p).allowed
+    assert decide(cand(kind="resize", rid="rightsize-abc"), p).allowed
     assert verdict(decide(), "approval").allowed  # stop needs none by default
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -248,3 +250,58 @@ def test_a_bad_url_raises_a_journal_error_without_the_password(bad):
     with pytest.raises(JournalError, match="cannot open the journal at") as err:
         Journal(bad)
     assert "secret" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_decision_is_journaled_with_its_verdicts_and_holds_no_key(journal):
+    refused = journal.decided(VM, "stop", {}, plan_id="plan-1", run_id="run-1", status="refused",
+                              verdicts=[("scope", False, "opted out by costagent:skip")], actor="ops@box")
+    record = journal.get(refused)
+    assert record.status == "refused" and record.verdicts == (Verdict("scope", False, "opted out by costagent:skip"),)
+    assert journal.last_action(VM) is None  # a refusal is no action: no cooldown starts
+    _intend(journal)  # and the same plan may still act on it
+
+
+def test_a_decision_status_must_be_one_that_changes_nothing(journal):
+    with pytest.raises(JournalError, match="not a decision status"):
+        journal.decided(VM, "stop", {}, plan_id="p", run_id="r", status="done", verdicts=[])
+
+
+def test_find_takes_a_unique_prefix_of_at_least_six_characters(journal):
+    action_id = _intend(journal)
+    assert journal.find(action_id[:8]).id == action_id
+    with pytest.raises(JournalError, match="at least 6 hex"):
+        journal.find(action_id[:4])
+    with pytest.raises(JournalError, match="no action"):
+        journal.find("ffffffffff" if not action_id.startswith("ffff") else "0000000000")
+
+
+def test_history_filters_by_status_and_plan(journal):
+    done = _intend(journal)
+    journal.done(done)
+    journal.decided(OTHER, "stop", {}, plan_id="plan-2", run_id="r", status="dry-run", verdicts=[])
+    assert [r.id for r in journal.history(statuses=["done"])] == [done]
+    assert [r.plan_id for r in journal.history(plan_id="plan-2")] == ["plan-2"]
+
+
+def test_a_lease_of_a_killed_process_on_this_host_is_taken_at_once(url):
+    proc = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    proc.start()
+    try:
+        with Journal(url) as journal:
+            dead_owner = f"ops@{socket.gethostname()}:{proc.pid}:abcd1234"
+            journal.acquire(owner=dead_owner, ttl=timedelta(hours=1))
+            with pytest.raises(LockHeld):  # alive: its lease stands
+                journal.acquire(owner="parent")
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.join()
+            assert journal.acquire(owner="parent").owner == "parent"
+    finally:
+        if proc.is_alive():
+            proc.kill()
+
+
+def test_a_lease_of_another_host_is_never_judged_dead(url):
+    with Journal(url) as journal:
+        journal.acquire(owner="ops@elsewhere.example:1:abcd1234", ttl=timedelta(hours=1))
+        with pytest.raises(LockHeld):
+            journal.acquire(owner="parent")
