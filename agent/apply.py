@@ -83,13 +83,13 @@ class CloudSide:
 def inverse(record: ActionRecord) -> Action:
     """The action whose effect shows that ``record`` (an action) was undone: for settling an undo's intent."""
     kind = record.kind.removeprefix("undo:")
-    before = record.before or {}
+    before, params = record.before or {}, dict(record.params or {})  # params keep the addressing (GCP zone)
     if kind in ("stop", "deallocate", "start"):
         was = str(before.get("state", "")).lower()
-        return Action("start" if was in ("running", "pending") else "stop", record.ref, {})
+        return Action("start" if was in ("running", "pending") else "stop", record.ref, params)
     if kind == "resize":
-        return Action("resize", record.ref, {**record.params, "to_type": before.get("type", before.get("size"))})
-    return Action(kind, record.ref, {k: v for k, v in before.items() if k != "scheduled_actions"})
+        return Action("resize", record.ref, {**params, "to_type": before.get("type", before.get("size"))})
+    return Action(kind, record.ref, {**params, **{k: v for k, v in before.items() if k != "scheduled_actions"}})
 
 
 def capability(clouds: Mapping[Cloud, CloudSide], c: Candidate) -> str | None:
