@@ -44,11 +44,35 @@ WRITE: dict[str, tuple[str, ...]] = {
     "compute.VirtualMachineScaleSetVMs.Start": ("Microsoft.Compute/virtualMachineScaleSets/virtualmachines/start/action",),
     "compute.VirtualMachineScaleSets.Update": ("Microsoft.Compute/virtualMachineScaleSets/write",),
     "compute.Operations.Poll": ("Microsoft.Compute/locations/operations/read",),
+    "compute.VirtualMachines.Get": ("Microsoft.Compute/virtualMachines/read",),  # the state before, the preview
+    "compute.VirtualMachineScaleSets.Get": ("Microsoft.Compute/virtualMachineScaleSets/read",),
+}
+
+#: The calls (``WRITE`` keys) each action kind ``AzureActuator`` supports makes: its preview, execute and undo
+#: (a stop, always a deallocation, is undone by a start). The actuator role is generated from these.
+_POWER = ("compute.VirtualMachines.Deallocate", "compute.VirtualMachines.Start", "compute.VirtualMachines.Get",
+          "compute.Operations.Poll")
+ACTUATOR_CALLS: dict[str, tuple[str, ...]] = {
+    "stop": _POWER,
+    "deallocate": _POWER,
+    "start": _POWER,
+    "resize": ("compute.VirtualMachines.Update", "compute.VirtualMachines.Get", "compute.Operations.Poll"),
+    "scale": ("compute.VirtualMachineScaleSets.Update", "compute.VirtualMachineScaleSets.Get",
+              "compute.Operations.Poll"),
 }
 
 
 def read_actions() -> list[str]:
     return sorted({a for actions in READ.values() for a in actions})
+
+
+def kind_actions(kind: str) -> tuple[str, ...]:
+    """The RBAC actions of one supported action kind (``ACTUATOR_CALLS``)."""
+    return tuple(sorted({a for call in ACTUATOR_CALLS[kind] for a in WRITE[call]}))
+
+
+def actuator_actions() -> list[str]:
+    return sorted({a for kind in ACTUATOR_CALLS for a in kind_actions(kind)})
 
 
 def audit_role_json() -> str:
@@ -62,6 +86,22 @@ def audit_role_json() -> str:
         "Actions": [a for a in read_actions() if a != BLOB_READ],
         "NotActions": [],
         "DataActions": [BLOB_READ],  # blob contents are data-plane: only for billing exports in a storage account
+        "NotDataActions": [],
+        "AssignableScopes": ["/subscriptions/00000000-0000-0000-0000-000000000000"],
+    }
+    return json.dumps(role, indent=2) + "\n"
+
+
+def actuator_role_json() -> str:
+    """The actuator's custom role definition (``az role definition create --role-definition @FILE``)."""
+    role = {
+        "Name": "costagent actuator",
+        "IsCustom": True,
+        "Description": "Deallocates, starts and resizes VMs and sets scale set capacity; never deletes. Generated "
+                       "from providers/azure/permissions.py (ACTUATOR_CALLS).",
+        "Actions": actuator_actions(),
+        "NotActions": [],
+        "DataActions": [],
         "NotDataActions": [],
         "AssignableScopes": ["/subscriptions/00000000-0000-0000-0000-000000000000"],
     }

@@ -12,12 +12,16 @@ the VM first and refuses otherwise, rather than stopping it on the caller's beha
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from providers.base import ACTION_KINDS, Outcome, Preview
 from providers.errors import ProviderError
 from providers.gcp.client import GcpClients, translated, wait_zone_operation
-from providers.gcp.inventory import last
+from providers.gcp.inventory import instance_type_name, last
+from providers.gcp.permissions import ACTUATOR_CALLS, kind_permissions
+from providers.model import Action, Cloud
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +106,207 @@ def resize_group(clients: GcpClients, project: str, zone: str, name: str, size: 
             project=project, zone=zone, instance_group_manager=name, size=size, retry=clients.retry,
             timeout=clients.timeout)
     _wait(clients, project, zone, op, timeout, sleep)
+
+
+_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+
+
+def instance_state(clients: GcpClients, project: str, zone: str, name: str) -> dict[str, Any]:
+    """VM ``name``'s ``state`` (Compute Engine status: RUNNING, TERMINATED, ...) and ``type``, named as the
+    inventory and the catalog name it: the machine type, ``+<N>x<accelerator>`` when GPUs are attached (N1)."""
+    with translated("compute.Instances.Get", clients.where("compute")):
+        clients.count("compute.Instances.Get")
+        inst = clients.compute("InstancesClient").get(project=project, zone=zone, instance=name, retry=clients.retry,
+                                                      timeout=clients.timeout)
+    attached = [(last(a.accelerator_type), int(a.accelerator_count)) for a in inst.guest_accelerators]
+    return {"state": str(inst.status), "type": instance_type_name(last(inst.machine_type), attached)}
+
+
+def group_size(clients: GcpClients, project: str, zone: str, name: str) -> dict[str, Any]:
+    """Zonal MIG ``name``'s ``size`` (its target size)."""
+    with translated("compute.InstanceGroupManagers.Get", clients.where("compute")):
+        clients.count("compute.InstanceGroupManagers.Get")
+        mig = clients.compute("InstanceGroupManagersClient").get(
+            project=project, zone=zone, instance_group_manager=name, retry=clients.retry, timeout=clients.timeout)
+    return {"size": int(mig.target_size)}
+
+
+def _gpus(instance_type: str) -> str:
+    """The accelerator part of a catalog name (``n1-standard-8+1xnvidia-tesla-t4`` -> ``1xnvidia-tesla-t4``)."""
+    return instance_type.partition("+")[2]
+
+
+#: Compute Engine statuses: the ones a stop is done or under way in, a start is.
+_STOPPING = ("STOPPING", "TERMINATED")
+_STARTING = ("PROVISIONING", "STAGING", "RUNNING")
+
+
+class GcpActuator:
+    """``providers.base.Actuator`` over the primitives above. ``Action.ref``: project (``account``) and the VM or
+    zonal MIG name; the zone is ``params["zone"]`` (the plan builder sets it from ``Resource.zone``), else
+    ``ref.region`` when that names a zone. Params: ``resize`` ``from_type``, ``to_type`` (catalog names,
+    ``n1-standard-8+1xnvidia-tesla-t4``: a change of the attached GPUs is refused, else the bare machine type
+    is set, on a stopped VM only); ``scale`` ``size`` (a zonal MIG's target size). State: ``{"state": status,
+    "type": ...}`` for a VM, ``{"size": n}`` for a MIG. Compute Engine has no dry run: ``preview`` reads the
+    resource. An undo never stops a VM that a stop found stopped already. Kinds and permissions come from
+    ``permissions.ACTUATOR_CALLS``."""
+
+    cloud = Cloud.GCP
+
+    REASONS: Mapping[str, str] = {
+        "deallocate": "an Azure state: a stopped (TERMINATED) VM already bills no compute (use stop)",
+        "power_off": "Compute Engine has no power-off apart from stop (use stop)",
+        "schedule": "off-hours schedules belong to Compute Engine instance schedules (a resource policy attached "
+                    "to the VM: gcloud compute resource-policies create instance-schedule), not to costagent",
+        "tag": "labels (instances.setLabels) are not changed by costagent on GCP",
+        "spot": "spot moves are advice only: a relaunch",
+        "commitment": "commitments are advice only",
+        "consolidate": "consolidation is advice only: it moves workloads",
+    }
+
+    def __init__(self, clients: GcpClients, *, timeout: float = 600.0, sleep: Sleep | None = None) -> None:
+        self.clients = clients
+        self.timeout = timeout
+        self.sleep = sleep
+
+    def kinds(self) -> Mapping[str, str | None]:
+        return {k: (None if k in ACTUATOR_CALLS else self.REASONS.get(k, "not supported on GCP"))
+                for k in ACTION_KINDS}
+
+    def permissions(self, kind: str) -> tuple[str, ...]:
+        return kind_permissions(kind) if kind in ACTUATOR_CALLS else ()
+
+    def _check(self, action: Action) -> None:
+        reason = self.kinds().get(action.kind, f"unknown action kind {action.kind!r}")
+        if reason is not None:
+            raise ProviderError(f"gcp: cannot {action.kind} {action.ref.id}: {reason}", code="UnsupportedAction")
+
+    def _where(self, action: Action) -> tuple[str, str, str]:
+        self._check(action)
+        zone = str(action.params.get("zone") or action.ref.region)
+        if not _ZONE.match(zone):
+            raise ProviderError(f"gcp: {action.kind} of {action.ref.id} needs its zone, not {zone!r}",
+                                code="InvalidParameter", hint='give params["zone"], e.g. "us-central1-a"')
+        return action.ref.account, zone, action.ref.id
+
+    def read(self, action: Action) -> dict[str, Any]:
+        project, zone, name = self._where(action)
+        if action.kind == "scale":
+            return group_size(self.clients, project, zone, name)
+        return instance_state(self.clients, project, zone, name)
+
+    def effect_seen(self, action: Action, state: Mapping[str, Any]) -> bool:
+        self._check(action)
+        if action.kind == "stop":
+            return state.get("state") in _STOPPING
+        if action.kind == "start":
+            return state.get("state") in _STARTING
+        if action.kind == "resize":
+            return state.get("type") == action.params.get("to_type")
+        return state.get("size") == _size(action)
+
+    def _refusal(self, action: Action, state: Mapping[str, Any]) -> tuple[str, str]:
+        """Why ``action`` cannot be done on a resource in ``state``: (code, reason), ("", "") when it can."""
+        status, params = state.get("state"), action.params
+        if action.kind == "stop" and status != "RUNNING":
+            return "IncorrectState", f"the VM is {status}, not RUNNING: nothing to stop"
+        if action.kind == "start" and status != "TERMINATED":
+            return "IncorrectState", f"the VM is {status}, not TERMINATED: nothing to start"
+        if action.kind == "resize":
+            to_type = str(params.get("to_type") or "")
+            from_type = str(params.get("from_type") or state.get("type"))
+            if not to_type:
+                return "InvalidParameter", 'no params["to_type"]'
+            if _gpus(from_type) != _gpus(to_type):
+                return "GpuChange", (f"{from_type} -> {to_type} changes the attached GPUs; that is not a machine "
+                                     "type change (instances.setMachineType keeps the GPUs)")
+            if from_type != state.get("type"):
+                return "StaleAction", f"the VM is {state.get('type')}, not {from_type}: audit again"
+            if to_type == state.get("type"):
+                return "NoChange", f"the VM is {to_type} already"
+            if status != "TERMINATED":
+                return "IncorrectState", (f"the VM is {status}; Compute Engine changes the machine type of stopped "
+                                          "(TERMINATED) VMs only: stop it first")
+        if action.kind == "scale":
+            size = _size(action)
+            if size is None or size < 0:
+                return "InvalidParameter", f'params["size"] must be a non-negative integer, not {params.get("size")!r}'
+            if size == state.get("size"):
+                return "NoChange", f"the group's target size is {size} already"
+        return "", ""
+
+    def preview(self, action: Action) -> Preview:
+        state = self.read(action)
+        _, why = self._refusal(action, state)
+        if why:
+            return Preview(action, False, False, state, why)
+        detail = (f"target size {state['size']} -> {_size(action)}" if action.kind == "scale" else
+                  f"{state['type']} -> {action.params['to_type']}" if action.kind == "resize" else "")
+        return Preview(action, True, False, state, detail)
+
+    def _apply(self, action: Action, kind: str, params: Mapping[str, Any]) -> None:
+        project, zone, name = self._where(action)
+        wait = {"timeout": self.timeout, "sleep": self.sleep}
+        if kind == "stop":
+            stop_instance(self.clients, project, zone, name, **wait)
+        elif kind == "start":
+            start_instance(self.clients, project, zone, name, **wait)
+        elif kind == "resize":
+            machine = str(params["to_type"]).partition("+")[0]
+            set_machine_type(self.clients, project, zone, name, machine, **wait)
+        elif kind == "scale":
+            resize_group(self.clients, project, zone, name, int(params["size"]), **wait)
+
+    def execute(self, action: Action) -> Outcome:
+        """Do ``action``. A resize or scale ``preview`` refuses raises ``ProviderError`` (its code: StaleAction,
+        GpuChange, IncorrectState, InvalidParameter) before any change; one with nothing to change makes no
+        call. A stop or start of a VM already there is sent anyway: Compute Engine answers it as a no-op."""
+        before = self.read(action)
+        if action.kind in ("resize", "scale"):
+            code, why = self._refusal(action, before)
+            if code == "NoChange":
+                return Outcome(action, before, before, why)
+            if why:
+                raise ProviderError(f"gcp: cannot {action.kind} {action.ref.id}: {why}", code=code,
+                                    hint="stop the VM first" if code == "IncorrectState" else None)
+        self._apply(action, action.kind, action.params)
+        return Outcome(action, before, self.read(action))
+
+    def undo(self, action: Action, before: Mapping[str, Any]) -> Outcome:
+        """Bring the resource back to ``before``: start a VM a stop stopped, stop a VM a start started, set the
+        machine type back (the VM must be TERMINATED: Compute Engine refuses otherwise), set the target size
+        back. Nothing to do (already as ``before``) is no call and says so in ``Outcome.note``."""
+        now = self.read(action)
+        kind, params, note = action.kind, dict(action.params), ""
+        if kind in ("stop", "start"):
+            was = str(before.get("state"))
+            if self.effect_seen(action, before):  # it was so before the action: the action changed nothing
+                kind, note = "", f"it was {was} before the {action.kind}: nothing to undo"
+            elif was not in ("RUNNING", "TERMINATED"):
+                raise ProviderError(f"gcp: cannot undo {action.kind} of {action.ref.id}: it was {was}",
+                                    code="UndoUnsupported")
+            else:
+                kind = "start" if was == "RUNNING" else "stop"
+                if now.get("state") in (_STARTING if kind == "start" else _STOPPING):
+                    kind, note = "", f"it is {now.get('state')} already"
+        elif kind == "resize":
+            params = {"to_type": before["type"]}
+            if now.get("type") == before["type"]:
+                kind, note = "", f"it is {before['type']} already"
+            elif _gpus(str(now.get("type"))) != _gpus(str(before["type"])):
+                raise ProviderError(f"gcp: cannot undo the resize of {action.ref.id}: it is {now.get('type')}, "
+                                    f"{before['type']} has other GPUs", code="UndoUnsupported")
+        elif kind == "scale":
+            params = {"size": before["size"]}
+            if now.get("size") == before["size"]:
+                kind, note = "", f"its target size is {before['size']} already"
+        if kind:
+            self._apply(action, kind, params)
+        return Outcome(action, now, self.read(action), note)
+
+
+def _size(action: Action) -> int | None:
+    try:
+        return int(action.params["size"])
+    except (KeyError, TypeError, ValueError):
+        return None

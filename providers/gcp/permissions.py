@@ -36,11 +36,33 @@ WRITE: dict[str, tuple[str, ...]] = {
     "compute.Instances.SetMachineType": ("compute.instances.setMachineType",),
     "compute.InstanceGroupManagers.Resize": ("compute.instanceGroupManagers.update",),
     "compute.ZoneOperations.Wait": ("compute.zoneOperations.get",),
+    "compute.Instances.Get": ("compute.instances.get",),  # the state before a change, and the preview
+    "compute.InstanceGroupManagers.Get": ("compute.instanceGroupManagers.get",),  # a MIG's size before
+}
+
+#: The calls (``WRITE`` keys) each action kind ``GcpActuator`` supports makes: its preview, execute and undo
+#: (a stop is undone by a start, so both need both). The actuator role is generated from these.
+ACTUATOR_CALLS: dict[str, tuple[str, ...]] = {
+    "stop": ("compute.Instances.Stop", "compute.Instances.Start", "compute.Instances.Get", "compute.ZoneOperations.Wait"),
+    "start": ("compute.Instances.Start", "compute.Instances.Stop", "compute.Instances.Get",
+              "compute.ZoneOperations.Wait"),
+    "resize": ("compute.Instances.SetMachineType", "compute.Instances.Get", "compute.ZoneOperations.Wait"),
+    "scale": ("compute.InstanceGroupManagers.Resize", "compute.InstanceGroupManagers.Get",
+              "compute.ZoneOperations.Wait"),
 }
 
 
 def read_permissions() -> list[str]:
     return sorted({p for perms in READ.values() for p in perms})
+
+
+def kind_permissions(kind: str) -> tuple[str, ...]:
+    """The IAM permissions of one supported action kind (``ACTUATOR_CALLS``)."""
+    return tuple(sorted({p for call in ACTUATOR_CALLS[kind] for p in WRITE[call]}))
+
+
+def actuator_permissions() -> list[str]:
+    return sorted({p for kind in ACTUATOR_CALLS for p in kind_permissions(kind)})
 
 
 def audit_role_yaml() -> str:
@@ -52,4 +74,16 @@ def audit_role_yaml() -> str:
              "stage: GA",
              "includedPermissions:"]
     lines += [f"- {p}" for p in read_permissions()]
+    return "\n".join(lines) + "\n"
+
+
+def actuator_role_yaml() -> str:
+    """The actuator's custom role (the guarded apply), in the format ``gcloud iam roles create --file`` reads."""
+    lines = ["# Generated from providers/gcp/permissions.py (ACTUATOR_CALLS); tests keep this file equal to it.",
+             "# gcloud iam roles create costagentActuator --project=PROJECT --file=infra/gcp/actuator-role.yaml",
+             "title: costagent actuator",
+             "description: Stops, starts and changes the machine type of VMs and resizes MIGs; never deletes.",
+             "stage: GA",
+             "includedPermissions:"]
+    lines += [f"- {p}" for p in actuator_permissions()]
     return "\n".join(lines) + "\n"
