@@ -179,7 +179,7 @@ def test_the_same_plan_applied_twice_acts_once(cloud: Cloud) -> None:
     plan_file = plan(cloud, config)
     apply(config, plan_file)
     second = steps(apply(config, plan_file))
-    assert second["idle-a100"]["status"] == "refused"
+    assert second["idle-a100"]["status"] == "refused" and "cooling down until" in second["idle-a100"]["detail"]
     assert cloud.stops("idle-a100") == 1
 
 

@@ -131,3 +131,18 @@ def test_report_mode_evaluates_nothing_in_the_cloud_and_changes_nothing(world):
     [step] = world.applier(Policy(mode=Mode.REPORT)).run(a_plan(planned("box-a"))).steps
     assert step.status == "refused" and "mode report" in " ".join(r for _, _, r in step.verdicts)
     assert world.compute.count("/stop") == 0 and world.compute.count("/instances/box-a") == 0
+
+
+def test_an_off_hours_schedule_is_refused_by_capability_with_the_clouds_own_scheduler_named(world):
+    [step] = world.applier().run(a_plan(planned("box-a", "schedule"))).steps
+    assert step.status == "refused" and "capability: cannot schedule on gcp" in step.detail
+    assert "instance schedule" in step.detail and world.compute.count("/instances/box-a/") == 0
+
+
+def test_a_cooldown_after_an_undo_keeps_the_resource_alone(world):
+    [done] = world.applier().run(a_plan(planned("box-a"))).steps
+    world.applier().undo(world.journal.get(done.action_id))
+    policy = replace(OPEN, cooldown=timedelta(hours=24))
+    [again] = world.applier(policy).run(a_plan(planned("box-a"), plan_id="plan-2")).steps
+    assert again.status == "refused" and "cooling down until" in again.detail
+    assert world.compute.count("/instances/box-a/stop") == 1 and world.status("box-a") == "RUNNING"
