@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from agent.guards import Candidate
 from providers.base import Actuator, Provider
-from providers.model import Action, Metric, Resource, ResourceState, Window
+from providers.model import Action, Metric, Resource, ResourceState, Window, utc
 from recommenders.idle import IdleSettings
 
 SIZE_KEYS = ("min_size", "max_size", "desired_capacity", "desired", "size", "capacity")
@@ -69,10 +69,10 @@ class FreshnessCheck:
         return True, f"{how}: sizes as planned ({', '.join(f'{k} {v}' for k, v in state.items() if k in SIZE_KEYS)})"
 
     def _still_idle(self, c: Candidate, resource: Resource, how: str) -> tuple[bool, str]:
-        lookback = max(self.lookback, 2 * self.period)
-        window = Window.ending(self.now(), lookback, align=self.period)
+        window, step = recent_window(self.now(), self.lookback, self.period)
+        lookback = window.duration
         provider = self.providers[str(c.ref.cloud)]
-        result = provider.usage(c.ref.region, [resource], window, self.period, host_metrics_for=lambda _: {c.ref.key})
+        result = provider.usage(c.ref.region, [resource], window, step, host_metrics_for=lambda _: {c.ref.key})
         frame = result.usage.frame
         frame = frame[frame["resource"].astype(str) == c.ref.key]
         minutes = int(lookback.total_seconds() // 60)
@@ -95,6 +95,25 @@ class FreshnessCheck:
         peak = float(top["value"])
         return True, (f"still running and idle: GPU max {0.0 if math.isnan(peak) else peak:.1f}%{cpu_note} over the "
                       f"last {minutes} min ({len(gpu)} samples); {how} allows the stop")
+
+
+#: The re-read's own resolution: fine enough that a job started minutes ago shows, whatever the audit's period.
+STEP = timedelta(minutes=5)
+
+
+def recent_window(now: datetime, lookback: timedelta, period: timedelta) -> tuple[Window, timedelta]:
+    """The window the re-read looks at, and its step.
+
+    It ends at ``now`` rounded **up** to the step, so the current, unfinished bucket (a job started a
+    minute ago) is read too; the step is at most 5 minutes whatever the audit's period was. It reaches
+    back ``lookback``, and at least two of the audit's periods, so a series published hourly still has
+    a sample in it.
+    """
+    step = min(period, STEP)
+    seconds = int(step.total_seconds())
+    end = datetime.fromtimestamp(-(-int(utc(now).timestamp()) // seconds) * seconds, tz=timezone.utc)
+    span = max(lookback, 2 * period)
+    return Window(end - step * -(-span // step), end), step
 
 
 def _hhmm(ts: Any) -> str:

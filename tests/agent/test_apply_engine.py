@@ -146,3 +146,16 @@ def test_a_cooldown_after_an_undo_keeps_the_resource_alone(world):
     [again] = world.applier(policy).run(a_plan(planned("box-a"), plan_id="plan-2")).steps
     assert again.status == "refused" and "cooling down until" in again.detail
     assert world.compute.count("/instances/box-a/stop") == 1 and world.status("box-a") == "RUNNING"
+
+
+def test_the_recent_window_reads_the_unfinished_bucket_at_a_fine_step_and_two_audit_periods_back():
+    from agent.freshness import recent_window
+
+    now = datetime(2026, 11, 23, 11, 27, 30, tzinfo=timezone.utc)
+    window, step = recent_window(now, timedelta(minutes=60), timedelta(hours=1))
+    assert step == timedelta(minutes=5)
+    assert (window.start, window.end) == (datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc),
+                                          datetime(2026, 11, 23, 11, 30, tzinfo=timezone.utc))
+    window, step = recent_window(now, timedelta(minutes=60), timedelta(minutes=1))
+    assert step == timedelta(minutes=1) and window.end == datetime(2026, 11, 23, 11, 28, tzinfo=timezone.utc)
+    assert window.duration == timedelta(minutes=60)
