@@ -40,6 +40,22 @@ WRITE: dict[str, tuple[str, ...]] = {
     "ec2.CreateTags": ("ec2:CreateTags",),
     "autoscaling.UpdateAutoScalingGroup": ("autoscaling:UpdateAutoScalingGroup",),
     "autoscaling.PutScheduledUpdateGroupAction": ("autoscaling:PutScheduledUpdateGroupAction",),
+    "autoscaling.DescribeAutoScalingGroups": ("autoscaling:DescribeAutoScalingGroups",),  # a group's sizes before
+    # the scheduled actions a scale overwrites, read before so that an undo can restore them
+    "autoscaling.DescribeScheduledActions": ("autoscaling:DescribeScheduledActions",),
+}
+
+#: The calls (``WRITE`` keys) each action kind ``AwsActuator`` supports makes: its preview, execute and undo
+#: (a stop is undone by a start, so both need both; a scale's undo overwrites the scheduled actions it put, never
+#: deleting them). An off-hours ``schedule`` of one instance is not a kind here (AWS Instance Scheduler's job).
+#: The actuator policy is generated from these.
+ACTUATOR_CALLS: dict[str, tuple[str, ...]] = {
+    "stop": ("ec2.StopInstances", "ec2.StartInstances", "ec2.DescribeInstances"),
+    "start": ("ec2.StartInstances", "ec2.StopInstances", "ec2.DescribeInstances"),
+    "resize": ("ec2.ModifyInstanceAttribute", "ec2.DescribeInstances"),
+    "scale": ("autoscaling.UpdateAutoScalingGroup", "autoscaling.DescribeAutoScalingGroups",
+              "autoscaling.PutScheduledUpdateGroupAction", "autoscaling.DescribeScheduledActions"),
+    "tag": ("ec2.CreateTags", "ec2.DescribeInstances"),
 }
 
 #: The placeholder in the generated policy's S3 statement: the bucket holding the billing exports.
@@ -52,6 +68,15 @@ def read_actions() -> list[str]:
 
 def write_actions() -> list[str]:
     return sorted({a for actions in WRITE.values() for a in actions})
+
+
+def kind_actions(kind: str) -> tuple[str, ...]:
+    """The IAM actions of one supported action kind (``ACTUATOR_CALLS``)."""
+    return tuple(sorted({a for call in ACTUATOR_CALLS[kind] for a in WRITE[call]}))
+
+
+def actuator_actions() -> list[str]:
+    return sorted({a for kind in ACTUATOR_CALLS for a in kind_actions(kind)})
 
 
 def audit_policy(export_bucket: str = EXPORT_BUCKET) -> dict[str, object]:
@@ -77,3 +102,18 @@ def audit_policy(export_bucket: str = EXPORT_BUCKET) -> dict[str, object]:
 def audit_policy_json(export_bucket: str = EXPORT_BUCKET) -> str:
     """``audit_policy`` as the JSON text of ``infra/aws/audit-readonly-policy.json``."""
     return json.dumps(audit_policy(export_bucket), indent=2) + "\n"
+
+
+def actuator_policy() -> dict[str, object]:
+    """The actuator's IAM policy (the guarded apply): stop, start, resize, group sizes, tags; never terminate."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "CostagentActuator",
+        "Effect": "Allow",
+        "Action": actuator_actions(),
+        "Resource": "*",
+    }]}
+
+
+def actuator_policy_json() -> str:
+    """``actuator_policy`` as the JSON text of ``infra/aws/actuator-policy.json``."""
+    return json.dumps(actuator_policy(), indent=2) + "\n"
