@@ -47,6 +47,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     true,
@@ -229,7 +230,10 @@ def _loads(text: str | None) -> Any:
 
 
 def _key(ref: ResourceRef | str) -> str:
-    return ref.key if isinstance(ref, ResourceRef) else ref
+    """The resource's key; an Azure one lower-cased (ARM ids are case-insensitive)."""
+    if isinstance(ref, ResourceRef):
+        return ref.key.lower() if ref.cloud == Cloud.AZURE else ref.key
+    return ref.lower() if ref.startswith(f"{Cloud.AZURE}/") else ref
 
 
 def safe_url(url: str) -> str:
@@ -274,7 +278,7 @@ class Journal:
         Raises ``AlreadyActed`` when this plan already holds an intended/done action of ``kind`` on ``ref``.
         """
         action_id = action_id or uuid.uuid4().hex
-        active = f"{plan_id}|{ref.key}|{kind}"
+        active = f"{plan_id}|{_key(ref)}|{kind}"
         row = dict(id=action_id, plan_id=plan_id, run_id=run_id, actor=actor or default_actor(), kind=kind,
                    cloud=str(ref.cloud), account=ref.account, region=ref.region, resource_id=ref.id,
                    params=_dumps(dict(params or {})), status=INTENDED, before=_dumps(before), undo_of=undo_of,
@@ -391,8 +395,10 @@ class Journal:
 
     @staticmethod
     def _ref_filter(ref: ResourceRef) -> list[Any]:
-        return [actions.c.cloud == str(ref.cloud), actions.c.account == ref.account,
-                actions.c.region == ref.region, actions.c.resource_id == ref.id]
+        same = [actions.c.cloud == str(ref.cloud), actions.c.account == ref.account, actions.c.region == ref.region]
+        if ref.cloud == Cloud.AZURE:  # ARM ids are case-insensitive, and APIs differ in their resource groups' case
+            return [*same, func.lower(actions.c.resource_id) == ref.id.lower()]
+        return [*same, actions.c.resource_id == ref.id]
 
     def _one(self, where: Any) -> Any:
         with self.engine.connect() as conn:

@@ -305,3 +305,16 @@ def test_a_lease_of_another_host_is_never_judged_dead(url):
         journal.acquire(owner="ops@elsewhere.example:1:abcd1234", ttl=timedelta(hours=1))
         with pytest.raises(LockHeld):
             journal.acquire(owner="parent")
+
+
+def test_azure_ids_match_whatever_their_case(journal):
+    vm = ResourceRef(Cloud.AZURE, "sub", "eastus", "/subscriptions/sub/resourceGroups/RG-ML/providers/"
+                                                   "Microsoft.Compute/virtualMachines/box")
+    shouted = ResourceRef(vm.cloud, vm.account, vm.region, vm.id.upper())
+    done = _intend(journal, vm)
+    journal.done(done)
+    assert journal.last_action(shouted).id == done
+    with pytest.raises(AlreadyActed):
+        _intend(journal, shouted)
+    journal.mark(vm, "stop", T0)
+    assert [m.kind for m in journal.marks(shouted)] == ["stop"]
