@@ -33,6 +33,20 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _exit_for(exc: Exception) -> None:
+    """One line and the exit code for an error that ends ``apply`` or ``undo``."""
+    if isinstance(exc, LockHeld):
+        _fail(f"another agent is applying: {exc} (nothing was done)", EXIT_LOCKED)
+    if isinstance(exc, ConfigurationError):  # before ProviderError, its base class
+        _fail(exc.one_line(), EXIT_USAGE)
+    if isinstance(exc, JournalError):
+        _fail(str(exc), EXIT_USAGE)
+    if isinstance(exc, ProviderError):
+        _fail(exc.one_line(), EXIT_INCOMPLETE)
+    log.info("event=unexpected_error", exc_info=True)
+    _fail(f"unexpected error: {type(exc).__name__}: {exc} (run with -v for the traceback)", EXIT_ERROR)
+
+
 def _config(config_file: Path | None) -> Any:
     from agent.config import load
 
@@ -194,17 +208,8 @@ def apply_(plan_file: Path, config_file: Path | None, profile: str | None, yes: 
                               period=timedelta(seconds=loaded.period_seconds))
             with applier.lease():
                 result = applier.run(loaded)
-    except LockHeld as exc:
-        _fail(f"another agent is applying: {exc} (nothing was done)", EXIT_LOCKED)
-    except JournalError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except ConfigurationError as exc:
-        _fail(exc.one_line(), EXIT_USAGE)
-    except ProviderError as exc:
-        _fail(exc.one_line(), EXIT_INCOMPLETE)
     except Exception as exc:  # the CLI boundary
-        log.info("event=unexpected_error", exc_info=True)
-        _fail(f"unexpected error: {type(exc).__name__}: {exc} (run with -v for the traceback)", EXIT_ERROR)
+        _exit_for(exc)
     click.echo(to_json(apply_dict(result)) if fmt == "json" else render_apply(result), nl=False)
     if result.failed or result.unreconciled:
         sys.exit(EXIT_INCOMPLETE)
@@ -241,14 +246,8 @@ def undo(action_id: str, config_file: Path | None, profile: str | None, yes: boo
             applier = Applier(journal, _sides(opened.targets), config.apply, clock, actor=_actor(actor))
             with applier.lease():
                 done = applier.undo(record)
-    except LockHeld as exc:
-        _fail(f"another agent is applying: {exc} (nothing was done)", EXIT_LOCKED)
-    except JournalError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except ConfigurationError as exc:
-        _fail(exc.one_line(), EXIT_USAGE)
-    except ProviderError as exc:
-        _fail(exc.one_line(), EXIT_INCOMPLETE)
+    except Exception as exc:  # the CLI boundary
+        _exit_for(exc)
     click.echo(to_json(record_dict(done)) if fmt == "json" else render_journal([done]), nl=False)
     if done.status != "done":
         sys.exit(EXIT_INCOMPLETE)

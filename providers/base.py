@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from typing import Any, Protocol
 
+from providers.errors import ProviderError
 from providers.model import (Action, Cloud, CommitmentRate, CostRecord, Gap, Group, PriceQuote, Resource, Usage,
                              Window)
 
@@ -136,3 +137,66 @@ class Actuator(Protocol):
     def undo(self, action: Action, before: Mapping[str, Any]) -> Outcome:
         """Bring the resource back to ``before`` (an ``Outcome.before`` of ``execute(action)``)."""
         ...
+
+
+class DeclaredActuator:
+    """What every cloud's actuator shares: its kinds and permissions from its ``CALLS`` map (kind -> the calls it
+    makes, ``providers/<cloud>/permissions.ACTUATOR_CALLS``) and ``REASONS`` for the rest, the refusal of an
+    unsupported kind before any request, and ``execute``'s frame (read before, refuse or skip, change, read
+    after). Subclasses give ``read``, ``_apply`` and ``_refusal``."""
+
+    cloud: Cloud
+    NAME: str = ""  # "AWS", "GCP", "Azure": for messages
+    CALLS: Mapping[str, tuple[str, ...]] = {}
+    REASONS: Mapping[str, str] = {}
+    #: Kinds ``execute`` first checks with ``_refusal`` (a stale or impossible change is refused, none made).
+    CHECKED: tuple[str, ...] = ("resize", "scale")
+
+    def kind_permissions(self, kind: str) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def kinds(self) -> Mapping[str, str | None]:
+        return {k: (None if k in self.CALLS else self.REASONS.get(k, f"not supported on {self.NAME}"))
+                for k in ACTION_KINDS}
+
+    def permissions(self, kind: str) -> tuple[str, ...]:
+        return self.kind_permissions(kind) if kind in self.CALLS else ()
+
+    def _check(self, action: Action) -> None:
+        reason = self.kinds().get(action.kind, f"unknown action kind {action.kind!r}")
+        if reason is not None:
+            raise ProviderError(f"{self.cloud}: cannot {action.kind} {action.ref.id}: {reason}",
+                                code="UnsupportedAction")
+
+    def read(self, action: Action) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _apply(self, action: Action, kind: str, params: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _refusal(self, action: Action, state: Mapping[str, Any]) -> tuple[str, str]:
+        """(code, why) when ``action`` cannot be made from ``state``; code ``NoChange`` when there is nothing to do."""
+        return "", ""
+
+    def _hint(self, code: str) -> str | None:
+        return None
+
+    def execute(self, action: Action) -> Outcome:
+        before = self.read(action)
+        if action.kind in self.CHECKED:
+            code, why = self._refusal(action, before)
+            if code == "NoChange":
+                return Outcome(action, before, before, why)
+            if why:
+                raise ProviderError(f"{self.cloud}: cannot {action.kind} {action.ref.id}: {why}", code=code,
+                                    hint=self._hint(code))
+        self._apply(action, action.kind, action.params)
+        return Outcome(action, before, self.read(action))
+
+
+def int_param(action: Action, key: str) -> int | None:
+    """``action.params[key]`` as an int; None when it is missing or not a whole number."""
+    try:
+        return int(action.params[key])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -37,7 +37,7 @@ from providers.aws.actuator_state import (CRON, SIZE_KEYS, group_call, group_siz
                                           scheduled_actions, sizes_problem, sizes_text, undo_schedule)
 from providers.aws.client import AwsClients, translated
 from providers.aws.permissions import ACTUATOR_CALLS, kind_actions
-from providers.base import ACTION_KINDS, Outcome as Change, Preview
+from providers.base import DeclaredActuator, Outcome as Change, Preview
 from providers.errors import ProviderError, Throttled
 from providers.model import Action, Cloud
 
@@ -221,7 +221,7 @@ _POWER = {"stop": ("StopInstances", "running", "stopping", "stopped"),
           "start": ("StartInstances", "stopped", "pending", "running")}  # (operation, from, under way, done)
 
 
-class AwsActuator:
+class AwsActuator(DeclaredActuator):
     """``providers.base.Actuator`` over the primitives above. ``Action.ref``: region and the instance id (the Auto
     Scaling group name for ``scale``). Params: ``resize`` ``{"from_type", "to_type"}`` (``from_type`` checked when
     given); ``scale`` any of ``min_size``, ``max_size``, ``desired_capacity`` and ``scheduled_actions`` (each
@@ -229,6 +229,8 @@ class AwsActuator:
     Kinds and permissions come from ``permissions.ACTUATOR_CALLS``."""
 
     cloud = Cloud.AWS
+    NAME = "AWS"
+    CALLS = ACTUATOR_CALLS
 
     REASONS: Mapping[str, str] = {
         "deallocate": "an Azure state: an EC2 stop already releases the host (use stop)",
@@ -245,17 +247,8 @@ class AwsActuator:
         self.clients = clients
         self.wait = {"delay": delay, "max_attempts": max_attempts}
 
-    def kinds(self) -> Mapping[str, str | None]:
-        return {k: (None if k in ACTUATOR_CALLS else self.REASONS.get(k, "not supported on AWS"))
-                for k in ACTION_KINDS}
-
-    def permissions(self, kind: str) -> tuple[str, ...]:
-        return kind_actions(kind) if kind in ACTUATOR_CALLS else ()
-
-    def _check(self, action: Action) -> None:
-        reason = self.kinds().get(action.kind, f"unknown action kind {action.kind!r}")
-        if reason is not None:
-            raise ProviderError(f"aws: cannot {action.kind} {action.ref.id}: {reason}", code="UnsupportedAction")
+    def kind_permissions(self, kind: str) -> tuple[str, ...]:
+        return kind_actions(kind)
 
     def read(self, action: Action) -> dict[str, Any]:
         """An instance's ``{"state", "type"}``, its ``{"tags"}`` for a tag, a group's sizes and ``scheduled_actions``

@@ -21,7 +21,7 @@ from typing import Any
 from providers.azure.client import AzureClients, translated
 from providers.azure.inventory import text
 from providers.azure.permissions import ACTUATOR_CALLS, kind_actions
-from providers.base import ACTION_KINDS, Outcome, Preview
+from providers.base import DeclaredActuator, Outcome, Preview, int_param
 from providers.errors import ProviderError
 from providers.model import Action, Cloud
 
@@ -181,7 +181,7 @@ _STARTING = ("starting", "running")
 _TRANSITIONAL = ("starting", "stopping", "deallocating")
 
 
-class AzureActuator:
+class AzureActuator(DeclaredActuator):
     """``providers.base.Actuator`` over the primitives above. ``Action.ref.id`` is the ARM id of a VM (or, for
     ``scale``, a scale set). A ``stop`` (or ``deallocate``) always deallocates, never a plain power-off (a
     powered-off VM, PowerState/stopped, is still billed for compute: it is deallocated too). Params: ``resize``
@@ -191,6 +191,8 @@ class AzureActuator:
     come from ``permissions.ACTUATOR_CALLS``."""
 
     cloud = Cloud.AZURE
+    NAME = "Azure"
+    CALLS = ACTUATOR_CALLS
 
     REASONS: Mapping[str, str] = {
         "power_off": "never a plain power-off: a powered-off VM is still billed for compute (stop deallocates)",
@@ -205,17 +207,8 @@ class AzureActuator:
     def __init__(self, clients: AzureClients) -> None:
         self.clients = clients
 
-    def kinds(self) -> Mapping[str, str | None]:
-        return {k: (None if k in ACTUATOR_CALLS else self.REASONS.get(k, "not supported on Azure"))
-                for k in ACTION_KINDS}
-
-    def permissions(self, kind: str) -> tuple[str, ...]:
-        return kind_actions(kind) if kind in ACTUATOR_CALLS else ()
-
-    def _check(self, action: Action) -> None:
-        reason = self.kinds().get(action.kind, f"unknown action kind {action.kind!r}")
-        if reason is not None:
-            raise ProviderError(f"azure: cannot {action.kind} {action.ref.id}: {reason}", code="UnsupportedAction")
+    def kind_permissions(self, kind: str) -> tuple[str, ...]:
+        return kind_actions(kind)
 
     def read(self, action: Action) -> dict[str, Any]:
         self._check(action)
@@ -231,7 +224,7 @@ class AzureActuator:
             return state.get("state") in _STARTING
         if action.kind == "resize":
             return state.get("size") == action.params.get("to_type")
-        return state.get("capacity") == _capacity(action)
+        return state.get("capacity") == int_param(action, "capacity")
 
     def _refusal(self, action: Action, state: Mapping[str, Any]) -> tuple[str, str]:
         """Why ``action`` cannot be done on a resource in ``state``: (code, reason), ("", "") when it can."""
@@ -251,7 +244,7 @@ class AzureActuator:
             if to_size == state.get("size"):
                 return "NoChange", f"the VM is {to_size} already"
         if action.kind == "scale":
-            capacity = _capacity(action)
+            capacity = int_param(action, "capacity")
             if capacity is None or capacity < 0:
                 return "InvalidParameter", (f'params["capacity"] must be a non-negative integer, not '
                                             f'{params.get("capacity")!r}')
@@ -272,7 +265,7 @@ class AzureActuator:
             detail = f"{state['size']} -> {action.params['to_type']}" + (
                 "; Azure restarts a running VM to resize it" if power == "running" else "")
         elif action.kind == "scale":
-            detail = f"capacity {state['capacity']} -> {_capacity(action)}"
+            detail = f"capacity {state['capacity']} -> {int_param(action, 'capacity')}"
         return Preview(action, True, False, state, detail)
 
     def _apply(self, action: Action, kind: str, params: Mapping[str, Any]) -> None:
@@ -284,20 +277,6 @@ class AzureActuator:
             resize(self.clients, action.ref.id, str(params["to_type"]))
         elif kind == "scale":
             set_scale_set_capacity(self.clients, action.ref.id, int(params["capacity"]))
-
-    def execute(self, action: Action) -> Outcome:
-        """Do ``action``. A resize or scale ``preview`` refuses raises ``ProviderError`` (StaleAction,
-        InvalidParameter) before any change; one with nothing to change makes no call. A stop deallocates
-        whatever the power state (a powered-off VM included)."""
-        before = self.read(action)
-        if action.kind in ("resize", "scale"):
-            code, why = self._refusal(action, before)
-            if code == "NoChange":
-                return Outcome(action, before, before, why)
-            if why:
-                raise ProviderError(f"azure: cannot {action.kind} {action.ref.id}: {why}", code=code)
-        self._apply(action, action.kind, action.params)
-        return Outcome(action, before, self.read(action))
 
     def undo(self, action: Action, before: Mapping[str, Any]) -> Outcome:
         """Bring the resource back to ``before``: start a VM a stop deallocated, deallocate a VM a start started
@@ -340,9 +319,3 @@ class AzureActuator:
             self._apply(action, kind, params)
         return Outcome(action, now, self.read(action), note)
 
-
-def _capacity(action: Action) -> int | None:
-    try:
-        return int(action.params["capacity"])
-    except (KeyError, TypeError, ValueError):
-        return None

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from providers.base import ACTION_KINDS, Outcome, Preview
+from providers.base import DeclaredActuator, Outcome, Preview, int_param
 from providers.errors import ProviderError
 from providers.gcp.client import GcpClients, translated, wait_zone_operation
 from providers.gcp.inventory import instance_type_name, last
@@ -141,7 +141,7 @@ _STOPPING = ("STOPPING", "TERMINATED")
 _STARTING = ("PROVISIONING", "STAGING", "RUNNING")
 
 
-class GcpActuator:
+class GcpActuator(DeclaredActuator):
     """``providers.base.Actuator`` over the primitives above. ``Action.ref``: project (``account``) and the VM or
     zonal MIG name; the zone is ``params["zone"]`` (the plan builder sets it from ``Resource.zone``), else
     ``ref.region`` when that names a zone. Params: ``resize`` ``from_type``, ``to_type`` (catalog names,
@@ -152,6 +152,8 @@ class GcpActuator:
     ``permissions.ACTUATOR_CALLS``."""
 
     cloud = Cloud.GCP
+    NAME = "GCP"
+    CALLS = ACTUATOR_CALLS
 
     REASONS: Mapping[str, str] = {
         "deallocate": "an Azure state: a stopped (TERMINATED) VM already bills no compute (use stop)",
@@ -169,17 +171,8 @@ class GcpActuator:
         self.timeout = timeout
         self.sleep = sleep
 
-    def kinds(self) -> Mapping[str, str | None]:
-        return {k: (None if k in ACTUATOR_CALLS else self.REASONS.get(k, "not supported on GCP"))
-                for k in ACTION_KINDS}
-
-    def permissions(self, kind: str) -> tuple[str, ...]:
-        return kind_permissions(kind) if kind in ACTUATOR_CALLS else ()
-
-    def _check(self, action: Action) -> None:
-        reason = self.kinds().get(action.kind, f"unknown action kind {action.kind!r}")
-        if reason is not None:
-            raise ProviderError(f"gcp: cannot {action.kind} {action.ref.id}: {reason}", code="UnsupportedAction")
+    def kind_permissions(self, kind: str) -> tuple[str, ...]:
+        return kind_permissions(kind)
 
     def _where(self, action: Action) -> tuple[str, str, str]:
         self._check(action)
@@ -203,7 +196,7 @@ class GcpActuator:
             return state.get("state") in _STARTING
         if action.kind == "resize":
             return state.get("type") == action.params.get("to_type")
-        return state.get("size") == _size(action)
+        return state.get("size") == int_param(action, "size")
 
     def _refusal(self, action: Action, state: Mapping[str, Any]) -> tuple[str, str]:
         """Why ``action`` cannot be done on a resource in ``state``: (code, reason), ("", "") when it can."""
@@ -228,7 +221,7 @@ class GcpActuator:
                 return "IncorrectState", (f"the VM is {status}; Compute Engine changes the machine type of stopped "
                                           "(TERMINATED) VMs only: stop it first")
         if action.kind == "scale":
-            size = _size(action)
+            size = int_param(action, "size")
             if size is None or size < 0:
                 return "InvalidParameter", f'params["size"] must be a non-negative integer, not {params.get("size")!r}'
             if size == state.get("size"):
@@ -240,7 +233,7 @@ class GcpActuator:
         _, why = self._refusal(action, state)
         if why:
             return Preview(action, False, False, state, why)
-        detail = (f"target size {state['size']} -> {_size(action)}" if action.kind == "scale" else
+        detail = (f"target size {state['size']} -> {int_param(action, 'size')}" if action.kind == "scale" else
                   f"{state['type']} -> {action.params['to_type']}" if action.kind == "resize" else "")
         return Preview(action, True, False, state, detail)
 
@@ -257,20 +250,8 @@ class GcpActuator:
         elif kind == "scale":
             resize_group(self.clients, project, zone, name, int(params["size"]), **wait)
 
-    def execute(self, action: Action) -> Outcome:
-        """Do ``action``. A resize or scale ``preview`` refuses raises ``ProviderError`` (its code: StaleAction,
-        GpuChange, IncorrectState, InvalidParameter) before any change; one with nothing to change makes no
-        call. A stop or start of a VM already there is sent anyway: Compute Engine answers it as a no-op."""
-        before = self.read(action)
-        if action.kind in ("resize", "scale"):
-            code, why = self._refusal(action, before)
-            if code == "NoChange":
-                return Outcome(action, before, before, why)
-            if why:
-                raise ProviderError(f"gcp: cannot {action.kind} {action.ref.id}: {why}", code=code,
-                                    hint="stop the VM first" if code == "IncorrectState" else None)
-        self._apply(action, action.kind, action.params)
-        return Outcome(action, before, self.read(action))
+    def _hint(self, code: str) -> str | None:
+        return "stop the VM first" if code == "IncorrectState" else None
 
     def undo(self, action: Action, before: Mapping[str, Any]) -> Outcome:
         """Bring the resource back to ``before``: start a VM a stop stopped, stop a VM a start started, set the
@@ -304,9 +285,3 @@ class GcpActuator:
             self._apply(action, kind, params)
         return Outcome(action, now, self.read(action), note)
 
-
-def _size(action: Action) -> int | None:
-    try:
-        return int(action.params["size"])
-    except (KeyError, TypeError, ValueError):
-        return None
