@@ -11,9 +11,8 @@ Guarantees:
   plan + resource + kind raises ``AlreadyActed`` -- atomically, even from another process. ``failed`` and
   ``reconciled-not-done`` free the key (a re-run may try again). An undone action keeps its key: re-running
   the plan does not redo what a person undid.
-- **One actor.** ``lock`` takes a named lease in the database in one statement (INSERT, or UPDATE of an
-  expired lease), so of two agents sharing the database only one acts; a holder that died loses the lease
-  when its ``ttl`` runs out; a release deletes only the caller's own lease.
+- **One actor.** ``lock`` takes a named lease in the database (``agent/lease.py``), so of two agents sharing
+  the database only one acts.
 - Times are UTC, stored as fixed-width ISO text (``2025-01-02T03:04:05.000000+00:00``), so they compare
   correctly in SQL on every backend; "now" comes only from the injected ``Clock``.
 - JSON fields (params, before, after) round-trip JSON values exactly; ``Decimal`` and ``datetime`` values
@@ -22,42 +21,26 @@ Guarantees:
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import re
-import socket
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    create_engine,
-    delete,
-    event,
-    func,
-    insert,
-    select,
-    true,
-    update,
-)
+from sqlalchemy import and_, create_engine, event, func, insert, select, true, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from agent.clock import Clock, SystemClock
-from providers.model import Cloud, ResourceRef, utc
+from agent.lease import Lease, LeaseStore, LockHeld, default_actor, holder_is_dead, lease_owner
+from agent.state_schema import JournalError, _iso, _time, actions, guard_verdicts, marks_table, metadata
+from providers.model import Cloud, ResourceRef
+
+__all__ = ["Journal", "JournalError", "AlreadyActed", "LockHeld", "Lease", "ActionRecord", "Mark", "Verdict",
+           "default_actor", "lease_owner", "holder_is_dead", "safe_url"]
 
 INTENDED, DONE, FAILED = "intended", "done", "failed"
 RECONCILED_DONE, RECONCILED_NOT_DONE, UNDONE = "reconciled-done", "reconciled-not-done", "undone"
@@ -69,55 +52,9 @@ DECISIONS = (REFUSED, DRY_RUN, MARKED)
 #: Statuses meaning "this happened, or may have": they hold the (plan, resource, kind) key.
 ACTED = (INTENDED, DONE, RECONCILED_DONE, UNDONE)
 
-metadata = MetaData()
-_T = String(32)  # fixed-width UTC ISO time
-
-actions = Table(
-    "actions", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(64), nullable=False, unique=True),
-    Column("plan_id", String(128), nullable=False), Column("run_id", String(128), nullable=False),
-    Column("actor", String(256), nullable=False), Column("kind", String(64), nullable=False),
-    Column("cloud", String(16), nullable=False), Column("account", String(256), nullable=False),
-    Column("region", String(128), nullable=False), Column("resource_id", String(1024), nullable=False),
-    Column("params", Text, nullable=False), Column("status", String(32), nullable=False, index=True),
-    Column("before", Text), Column("after", Text), Column("error", Text),
-    Column("undo_of", String(64)),
-    Column("active_key", String(1536), unique=True),  # plan|resource|kind while ACTED, else NULL
-    Column("created_at", _T, nullable=False, index=True), Column("finished_at", _T),
-)
-guard_verdicts = Table(
-    "guard_verdicts", metadata,
-    Column("action_id", String(64), primary_key=True), Column("position", Integer, primary_key=True),
-    Column("guard", String(128), nullable=False), Column("allowed", Boolean, nullable=False),
-    Column("reason", Text, nullable=False),
-)
-marks_table = Table(
-    "marks", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("resource_key", String(1536), nullable=False, index=True), Column("kind", String(64), nullable=False),
-    Column("marked_at", _T, nullable=False), Column("act_after", _T, nullable=False),
-    Column("notified", Boolean, nullable=False, default=False), Column("cleared_at", _T),
-)
-locks = Table(
-    "locks", metadata,
-    Column("name", String(128), primary_key=True), Column("owner", String(256), nullable=False),
-    Column("acquired_at", _T, nullable=False), Column("expires_at", _T, nullable=False),
-)
-
-
-class JournalError(Exception):
-    """The journal cannot be used (bad URL, unreachable database) or was asked something impossible."""
-
 
 class AlreadyActed(JournalError):
     """The same plan already acted (or intends to act) on this resource with this kind."""
-
-
-class LockHeld(JournalError):
-    def __init__(self, name: str, owner: str, expires_at: datetime) -> None:
-        super().__init__(f"lock {name!r} is held by {owner} until {expires_at.isoformat()}")
-        self.name, self.owner, self.expires_at = name, owner, expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,63 +93,6 @@ class Mark:
     cleared_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    name: str
-    owner: str
-    expires_at: datetime
-
-
-def default_actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no user name in this environment
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-def lease_owner() -> str:
-    """``user@host:pid:nonce``: who holds a lease, and enough to tell whether that process still lives."""
-    return f"{default_actor()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def holder_is_dead(owner: str) -> bool:
-    """True only when ``owner`` (a ``lease_owner()``) names a process on this host that no longer exists.
-
-    A holder on another host, or an owner in another format, is never judged dead: its lease expires.
-    """
-    match = re.fullmatch(r"(?P<actor>.+@(?P<host>[^:]+)):(?P<pid>\d+):[0-9a-f]+", owner)
-    if match is None or match["host"] != socket.gethostname():
-        return False
-    pid = int(match["pid"])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """A killed child not yet reaped by its parent still has a pid: Linux shows it as state Z."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _iso(value: datetime) -> str:
-    return utc(value).isoformat(timespec="microseconds")
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -244,7 +124,7 @@ def safe_url(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
-class Journal:
+class Journal(LeaseStore):
     """Actions, guard verdicts, grace-period marks and locks, in one database shared by every agent."""
 
     def __init__(self, url: str = "sqlite:///costagent-state.db", clock: Clock = SystemClock()) -> None:
@@ -461,66 +341,6 @@ class Journal:
             return conn.execute(update(marks_table).where(and_(
                 marks_table.c.resource_key == _key(ref_key), marks_table.c.kind == kind,
                 marks_table.c.cleared_at.is_(None))).values(**values)).rowcount > 0
-
-    # -- locks ---------------------------------------------------------------------------------------
-
-    def acquire(self, name: str = "apply", owner: str | None = None,
-                ttl: timedelta = timedelta(minutes=30)) -> Lease:
-        """Take the lease ``name`` or raise ``LockHeld``: one INSERT, or one UPDATE of an expired lease, or of
-        a lease whose holder was a process on this host that no longer exists (killed with ``kill -9``)."""
-        owner = owner or lease_owner()
-        now = self.clock.now()
-        values = dict(owner=owner, acquired_at=_iso(now), expires_at=_iso(now + ttl))
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(locks), dict(name=name, **values))
-            return Lease(name, owner, utc(now + ttl))
-        except IntegrityError:
-            pass
-        with self.engine.begin() as conn:
-            taken = conn.execute(update(locks).where(and_(locks.c.name == name, locks.c.expires_at < _iso(now)))
-                                 .values(**values)).rowcount
-            if taken == 1:
-                return Lease(name, owner, utc(now + ttl))
-            holder = conn.execute(select(locks).where(locks.c.name == name)).first()
-            if holder is not None and holder_is_dead(holder.owner):
-                taken = conn.execute(update(locks).where(and_(locks.c.name == name, locks.c.owner == holder.owner))
-                                     .values(**values)).rowcount
-                if taken == 1:
-                    return Lease(name, owner, utc(now + ttl))
-        if holder is None:  # released between our two statements: try once more
-            return self.acquire(name, owner, ttl)
-        raise LockHeld(name, holder.owner, _time(holder.expires_at))  # type: ignore[arg-type]
-
-    def release(self, name: str, owner: str) -> bool:
-        """Delete the lease only if ``owner`` holds it."""
-        with self.engine.begin() as conn:
-            return conn.execute(delete(locks).where(and_(locks.c.name == name, locks.c.owner == owner))).rowcount > 0
-
-    def renew(self, lease: Lease, ttl: timedelta = timedelta(minutes=30)) -> Lease:
-        """Extend a live lease we hold; raises ``LockHeld`` (or JournalError) when it was lost."""
-        now = self.clock.now()
-        with self.engine.begin() as conn:
-            kept = conn.execute(update(locks).where(and_(locks.c.name == lease.name, locks.c.owner == lease.owner,
-                                                         locks.c.expires_at >= _iso(now)))
-                                .values(expires_at=_iso(now + ttl))).rowcount
-            holder = conn.execute(select(locks).where(locks.c.name == lease.name)).first()
-        if kept:
-            return Lease(lease.name, lease.owner, utc(now + ttl))
-        if holder is not None and holder.owner != lease.owner:
-            raise LockHeld(lease.name, holder.owner, _time(holder.expires_at))  # type: ignore[arg-type]
-        raise JournalError(f"lock {lease.name!r} of {lease.owner} expired")
-
-    @contextmanager
-    def lock(self, name: str = "apply", owner: str | None = None,
-             ttl: timedelta = timedelta(minutes=30)) -> Iterator[Lease]:
-        """Hold the lease for the block; released on exit (only if still ours)."""
-        lease = self.acquire(name, owner, ttl)
-        try:
-            yield lease
-        finally:
-            self.release(lease.name, lease.owner)
-
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
