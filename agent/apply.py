@@ -140,6 +140,7 @@ class Applier:
         self.policy, self.freshness, self.cli_mode, self.period = policy, settings.freshness, cli_mode, period
         self.notifier = notifier or (lambda marks: True)
         self.run_id = uuid.uuid4().hex[:12]
+        self.lease_lost = threading.Event()  # set by the heartbeat when the lease could not be renewed
 
     # -- the lease ----------------------------------------------------------------------------------------
 
@@ -154,8 +155,9 @@ class Applier:
             while not stop.wait(LEASE_TTL.total_seconds() / 4):
                 try:
                     lease = self.journal.renew(lease, LEASE_TTL)
-                except JournalError as exc:
+                except JournalError as exc:  # another agent may act now: this one must not
                     log.error("event=lease_lost %s", exc)
+                    self.lease_lost.set()
                     return
 
         thread = threading.Thread(target=beat, name="costagent-lease", daemon=True)
@@ -252,6 +254,9 @@ class Applier:
 
     def _act(self, plan: Plan, planned: PlannedAction, c: Candidate, decision: Decision,
              verdicts: tuple[tuple[str, bool, str], ...]) -> Step:
+        if self.lease_lost.is_set():
+            verdicts += (("lease", False, "the apply lease was lost: another agent may be acting"),)
+            return Step(planned, REFUSED, verdicts, self._decided(plan, c, REFUSED, verdicts), verdicts[-1][2])
         actuator = self.clouds[c.ref.cloud].actuator
         action = Action(c.kind, c.ref, dict(c.params))
         try:

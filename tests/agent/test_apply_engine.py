@@ -159,3 +159,11 @@ def test_the_recent_window_reads_the_unfinished_bucket_at_a_fine_step_and_two_au
     window, step = recent_window(now, timedelta(minutes=60), timedelta(minutes=1))
     assert step == timedelta(minutes=1) and window.end == datetime(2026, 11, 23, 11, 28, tzinfo=timezone.utc)
     assert window.duration == timedelta(minutes=60)
+
+
+def test_after_the_lease_is_lost_nothing_more_is_done(world):
+    applier = world.applier()
+    applier.lease_lost.set()
+    [step] = applier.run(a_plan(planned("box-a"))).steps
+    assert step.status == "refused" and "lease was lost" in step.detail
+    assert world.compute.count("/stop") == 0
