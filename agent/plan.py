@@ -249,14 +249,23 @@ def read(path: Path) -> Plan:
                     created_by=str(data.get("created_by", "")), clouds=tuple(data["clouds"]),
                     regions={str(k): tuple(v) for k, v in data.get("regions", {}).items()},
                     period_seconds=int(data.get("period_seconds", 300)), mode=str(data.get("mode", "")),
-                    actions=actions, fleet_size=int(data.get("fleet_size", 0)), source=str(path))
+                    actions=actions, advice=tuple(_advice(a) for a in data.get("advice", ())),
+                    fleet_size=int(data.get("fleet_size", 0)), source=str(path))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PlanError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
 
 
+def _ref_of(r: Mapping[str, Any]) -> ResourceRef:
+    return ResourceRef(Cloud(r["cloud"]), str(r["account"]), str(r["region"]), str(r["id"]))
+
+
+def _advice(a: Mapping[str, Any]) -> Advice:
+    return Advice(str(a["recommendation_id"]), str(a["recommender"]), str(a["kind"]), _ref_of(a["ref"]),
+                  str(a.get("summary", "")), Decimal(str(a["monthly_savings_usd"])), str(a.get("reason", "")))
+
+
 def _planned(a: Mapping[str, Any]) -> PlannedAction:
-    r = a["ref"]
-    ref = ResourceRef(Cloud(r["cloud"]), str(r["account"]), str(r["region"]), str(r["id"]))
+    ref = _ref_of(a["ref"])
     c = Candidate(str(a["kind"]), ref, dict(a.get("tags") or {}), str(a["recommender"]),
                   str(a["recommendation_id"]), dict(a.get("params") or {}), Decimal(str(a["monthly_savings_usd"])))
     verdicts = tuple(Verdict(str(v["guard"]), bool(v["allowed"]), str(v["reason"])) for v in a.get("verdicts", ()))
