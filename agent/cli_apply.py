@@ -183,6 +183,9 @@ def apply_(plan_file: Path, config_file: Path | None, profile: str | None, yes: 
         loaded = plans.read(plan_file)
     except plans.PlanError as exc:
         _fail(str(exc), EXIT_USAGE)
+    if loaded.demo:
+        _fail(f"plan {plan_file} was made against the embedded demo cloud, which lived only for that run: "
+              "nothing to apply it to", EXIT_USAGE)
     oldest = parse_duration(max_plan_age, "h")
     if plans.age(loaded, clock.now()) > oldest:
         _fail(f"plan {plan_file} was made at {loaded.created_at.isoformat()}, more than {max_plan_age} ago: "

@@ -73,6 +73,7 @@ class Plan:
     advice: tuple[Advice, ...] = ()
     fleet_size: int = 0
     source: str | None = None  # the file it was read from
+    demo: bool = False  # made against the embedded demo cloud, which lived only for that run
 
 
 def new_plan_id(at: datetime) -> str:
@@ -199,7 +200,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
         "format": FORMAT, "version": VERSION, "plan_id": plan.plan_id,
         "created_at": utc(plan.created_at).isoformat(), "created_by": plan.created_by,
         "clouds": list(plan.clouds), "regions": {k: list(v) for k, v in plan.regions.items()},
-        "period_seconds": plan.period_seconds, "mode": plan.mode, "fleet_size": plan.fleet_size,
+        "period_seconds": plan.period_seconds, "mode": plan.mode, "fleet_size": plan.fleet_size, "demo": plan.demo,
         "totals": {"actions": len(plan.actions), "would_act": len(acting),
                    "refused": len(plan.actions) - len(acting), "advice": len(plan.advice),
                    "monthly_savings_usd_would_act": str(sum((p.candidate.monthly_savings_usd for p in acting),
@@ -250,7 +251,7 @@ def read(path: Path) -> Plan:
                     regions={str(k): tuple(v) for k, v in data.get("regions", {}).items()},
                     period_seconds=int(data.get("period_seconds", 300)), mode=str(data.get("mode", "")),
                     actions=actions, advice=tuple(_advice(a) for a in data.get("advice", ())),
-                    fleet_size=int(data.get("fleet_size", 0)), source=str(path))
+                    fleet_size=int(data.get("fleet_size", 0)), source=str(path), demo=bool(data.get("demo", False)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PlanError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
 

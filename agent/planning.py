@@ -41,4 +41,4 @@ def build_plan(outcome: AuditOutcome, targets: Sequence[Any], sides: Mapping[Clo
                 regions={str(t.provider.cloud): tuple(t.regions) for t in targets},
                 period_seconds=int(period.total_seconds()), mode=settings.policy.mode.label,
                 actions=tuple(with_decisions(planned, decisions, check.seen)), advice=tuple(advice),
-                fleet_size=fleet)
+                fleet_size=fleet, demo=outcome.report.demo)

@@ -58,3 +58,14 @@ def test_the_totals_count_what_would_act_and_its_savings():
     assert body["totals"] == {"actions": 1, "would_act": 0, "refused": 1, "advice": 1,
                               "monthly_savings_usd_would_act": "0"}
     assert json.loads(json.dumps(body)) == body
+
+
+def test_a_demo_plan_is_refused_by_apply(tmp_path):
+    from click.testing import CliRunner
+
+    from agent.cli import main
+
+    path = tmp_path / "plan.json"
+    plans.write(plans.Plan(**{**a_plan().__dict__, "demo": True}), path)
+    result = CliRunner().invoke(main, ["apply", str(path), "--yes"], env={"COSTAGENT_STATE_URL": f"sqlite:///{tmp_path}/s.db"})
+    assert result.exit_code == 2 and "embedded demo cloud" in result.output
