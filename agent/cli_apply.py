@@ -111,8 +111,12 @@ def _sides(targets: Sequence[Any]) -> dict[Cloud, Any]:
 @click.option("--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="What to print: the plan for a person (text) or the plan file itself (json).")
 @click.option("--live-prices/--no-live-prices", default=True, show_default=True)
+@click.option("--billing", "billing", multiple=True, metavar="PATH",
+              help="Billing export to read (repeatable), as for audit: effective rates of commitment-covered "
+                   "instances.")
 def plan(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str, ...], profile: str | None,
-         lookback: str, period: str | None, demo: bool, out_file: Path, fmt: str, live_prices: bool) -> None:
+         lookback: str, period: str | None, demo: bool, out_file: Path, fmt: str, live_prices: bool,
+         billing: tuple[str, ...]) -> None:
     """Audit, then write the plan: each recommended action with every guard's verdict. Changes nothing."""
     from agent import clouds as cloud_targets
     from agent.audit import AuditRequest, run_audit
@@ -131,7 +135,7 @@ def plan(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str, 
         with ExitStack() as stack, _journal(config, clock) as journal:
             opened = stack.enter_context(_opened(chosen, config, regions, profile, demo, clock, span, live_prices))
             request = AuditRequest(regions=tuple(r for t in opened.targets for r in t.regions), lookback=span,
-                                   period=step, demo=demo, billing=tuple(opened.billing_paths))
+                                   period=step, demo=demo, billing=tuple(billing or opened.billing_paths))
             outcome = run_audit(list(opened.targets), request, clock, for_terminal(None),
                                 billing_reader=_billing_reader([t.provider for t in opened.targets]))
             made = build_plan(outcome, opened.targets, _sides(opened.targets), config.apply, journal, clock,

@@ -241,3 +241,11 @@ def test_two_agents_at_once_only_one_acts(cloud: Cloud) -> None:
     assert "another agent is applying" in second.stderr
     assert first.wait(timeout=120) == 0
     assert cloud.stops() == 1
+
+
+def test_plan_reads_billing_exports_like_audit_and_says_what_it_could_not_read(cloud: Cloud) -> None:
+    config = cloud.config()
+    missing = cloud.tmp / "no-such-export.csv"
+    run = cli("plan", "--cloud", "gcp", "--config", str(config), "--period", "1h", "--lookback", "3d",
+              "--no-live-prices", "--out", str(cloud.tmp / "plan.json"), "--billing", str(missing), code=3)
+    assert "no-such-export.csv" in run.stderr and (cloud.tmp / "plan.json").exists()
