@@ -34,7 +34,7 @@ def _fail(message: str, code: int) -> None:
 
 
 def _exit_for(exc: Exception) -> None:
-    """One line and the exit code for an error that ends ``apply`` or ``undo``."""
+    """One line and the exit code for an error that ends ``plan``, ``apply`` or ``undo``."""
     if isinstance(exc, LockHeld):
         _fail(f"another agent is applying: {exc} (nothing was done)", EXIT_LOCKED)
     if isinstance(exc, ConfigurationError):  # before ProviderError, its base class
@@ -140,10 +140,8 @@ def plan(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str, 
                                 billing_reader=_billing_reader([t.provider for t in opened.targets]))
             made = build_plan(outcome, opened.targets, _sides(opened.targets), config.apply, journal, clock,
                               actor=_actor(None), period=step)
-    except ConfigurationError as exc:
-        _fail(exc.one_line(), EXIT_USAGE)
-    except ProviderError as exc:
-        _fail(exc.one_line(), EXIT_INCOMPLETE)
+    except Exception as exc:  # the CLI boundary
+        _exit_for(exc)
     from agent import plan as plans
 
     text = plans.write(made, None if str(out_file) == "-" else out_file)
