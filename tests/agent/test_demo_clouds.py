@@ -139,3 +139,25 @@ def test_azure_host_metrics_come_through_the_batch_api(azure: tuple[Any, dict[st
     assert calls.get("monitor.MetricsBatch.Query", 0) >= 1  # CPU and network: one call per region's batch
     running_gpu_vms = sum(1 for i in azure[0].fleet if i.running and i.gpus)
     assert calls["monitor.MetricsBatch.Query"] < running_gpu_vms
+
+
+def test_the_digest_of_the_gcp_demo_has_its_findings_routing_and_idle_series():
+    from agent.digests import build_digest
+    from providers.gcp import GcpProvider
+    from providers.gcp.client import GcpClients
+    from providers.sandbox.gcp_demo import gcp_demo_cloud
+
+    with gcp_demo_cloud(NOW, LOOKBACK) as cloud:
+        provider = GcpProvider(GcpClients(projects=cloud.projects, endpoints=cloud.endpoints,
+                                          credentials=cloud.credentials, retry_timeout=10),
+                               live_prices=False, billing_table=cloud.billing_table)
+        request = AuditRequest(regions=cloud.regions, lookback=LOOKBACK, period=timedelta(hours=1), demo=True)
+        outcome = run_audit([Target(provider, cloud.regions)], request, FixedClock(NOW), QuietProgress())
+    digest = build_digest(outcome)
+    assert [f.id for f in digest.findings] == [r.id for r in outcome.report.recommendations]
+    assert any(f.team for f in digest.findings)  # the demo labels its VMs with a team
+    assert len(digest.idle_heatmap) == 168 and sum(digest.idle_heatmap) > 0
+    days = digest.idle_by_day
+    assert len(days) in (14, 15) and all(d.idle_gpu_hours >= 0 and d.idle_usd >= 0 for d in days)
+    # the forgotten A100 alone idles 24 GPU-hours a day at its hourly price
+    assert max(d.idle_gpu_hours for d in days) >= 24 and max(d.idle_usd for d in days) > 50
