@@ -1,5 +1,5 @@
 """The state database's tables (SQLAlchemy Core) and how times are stored in them: the journal's actions and
-guard verdicts, grace-period marks, and the apply lease. One ``metadata``; ``Journal`` creates them all."""
+guard verdicts, grace-period marks, the apply lease, digest deliveries. One ``metadata``; ``Journal`` creates them all."""
 
 from __future__ import annotations
 
@@ -44,8 +44,15 @@ locks = Table(
     Column("name", String(128), primary_key=True), Column("owner", String(256), nullable=False),
     Column("acquired_at", _T, nullable=False), Column("expires_at", _T, nullable=False),
 )
-
-
+deliveries = Table(
+    "deliveries", metadata,
+    Column("channel", String(256), primary_key=True), Column("audience", String(512), primary_key=True),
+    Column("digest_key", String(256), primary_key=True),  # e.g. the digest job's scheduled time
+    Column("status", String(16), nullable=False),  # sending | sent
+    Column("owner", String(256), nullable=False),  # who claimed it (lease_owner format)
+    Column("claimed_at", _T, nullable=False), Column("sent_at", _T),
+    Column("findings", Text),  # JSON {finding id: monthly savings} of what was sent: "new or changed" next time
+)
 
 
 class JournalError(Exception):
