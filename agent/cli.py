@@ -306,8 +306,9 @@ def _fail(message: str, code: int) -> None:
 
 def _register() -> None:
     from agent.cli_apply import COMMANDS
+    from agent.cli_config import config_group
 
-    for command in COMMANDS:
+    for command in (*COMMANDS, config_group):
         main.add_command(command)
 
 

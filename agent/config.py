@@ -1,4 +1,6 @@
-"""The configuration file (TOML): which accounts, projects and subscriptions to audit, and where the APIs are.
+"""The configuration file (``costagent.yaml`` or TOML): which accounts, projects and subscriptions to audit, where
+the APIs are, the apply policy and the state database. YAML and TOML carry the same sections and keys
+(``agent/config_source.py`` reads either, with each key's line for error messages).
 
 ``costagent --config FILE`` or ``COSTAGENT_CONFIG=FILE``; every key is optional (see
 docs/configuration.md). Credentials never go here: each cloud's standard chain supplies them.
@@ -33,13 +35,20 @@ A few keys have environment overrides, for containers: ``COSTAGENT_GCP_PROJECTS`
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.apply_config import APPLY_KEYS, STATE_KEYS, ApplySettings, apply_settings, state_url
+from agent.apply_config import (
+    APPLY_KEYS,
+    STATE_KEYS,
+    ApplySettings,
+    apply_settings,
+    state_url,
+)
+from agent.config_source import Source, with_line
+from agent.config_source import read as read_source
 from providers.errors import ConfigurationError
 
 ENV_FILE = "COSTAGENT_CONFIG"
@@ -95,24 +104,21 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     """
     env = os.environ if env is None else env
     chosen = path or env.get(ENV_FILE) or None
-    data: dict[str, Any] = {}
-    where = "configuration"
-    if chosen:
-        where = str(chosen)
-        try:
-            data = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigurationError(f"config {where}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"config {where}: cannot read it ({exc})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"config {where}: not valid TOML ({exc})") from None
+    source = read_source(Path(chosen)) if chosen else Source({})
+    try:
+        return _validated(source.data, str(chosen) if chosen else None, env)
+    except ConfigurationError as exc:
+        raise with_line(exc, source) from None
+
+
+def _validated(data: dict[str, Any], chosen: str | None, env: Mapping[str, str]) -> Config:
+    where = chosen or "configuration"
     for section in data:
         if section not in _KEYS:
             raise ConfigurationError(f"config {where}: unknown section [{section}]",
                                      hint=f"sections: {', '.join(f'[{s}]' for s in _KEYS)}")
         if not isinstance(data[section], dict):
-            raise ConfigurationError(f"config {where}: [{section}] must be a table")
+            raise ConfigurationError(f"config {where}: [{section}] must be a table (a mapping)")
         unknown = set(data[section]) - _KEYS[section]
         if unknown:
             raise ConfigurationError(f"config {where}: unknown key {section}.{sorted(unknown)[0]}",
