@@ -122,9 +122,12 @@ def main(verbose: int) -> None:
                    "CSV or Parquet; a file, folder, glob, s3://bucket/prefix, gs://bucket/prefix or "
                    "https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix. Gives effective rates, "
                    "commitment coverage and hourly usage for commitments.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="Also write the self-contained HTML report with charts (idle GPU-hours and dollars per day, "
+                   "savings by kind and team, hour-of-week idle heat map) to FILE.")
 def audit(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str, ...], profile: str | None,
           lookback: timedelta, period: timedelta | None, fmt: str | None, out_file: Path | None, demo: bool,
-          live_prices: bool, show_progress: bool | None, billing: tuple[str, ...]) -> None:
+          live_prices: bool, show_progress: bool | None, billing: tuple[str, ...], html_file: Path | None) -> None:
     """Read-only audit: recommend stops and off-hours schedules for idle GPU instances."""
     from agent import clouds as cloud_targets
     from agent.config import load as load_config
@@ -165,6 +168,12 @@ def audit(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str,
         if close:
             close()
     _write(outcome.report, fmt, out_file)
+    if html_file is not None:
+        from agent.digests import build_digest
+        from reports.digest_html import render_html
+
+        html_file.write_text(render_html(build_digest(outcome)), encoding="utf-8")
+        click.echo(f"costagent: HTML report written to {html_file.resolve()}", err=True)
     for failure in outcome.failures:
         click.echo(f"costagent: could not read {failure}", err=True)
     sys.exit(outcome.exit_code)

@@ -18,11 +18,27 @@ ALL_VMS = demo_fleet() + gcp_demo_fleet() + azure_demo_fleet()
 
 
 @pytest.fixture(scope="module")
-def demo():
-    run = subprocess.run([sys.executable, "-m", "agent.cli", "audit", "--demo", "--output", "json"],
+def demo_run(tmp_path_factory):
+    """What `make demo` runs (JSON instead of the table), with the HTML report it ends with."""
+    html = tmp_path_factory.mktemp("demo") / "costagent-report.html"
+    run = subprocess.run([sys.executable, "-m", "agent.cli", "audit", "--demo", "--output", "json", "--html", str(html)],
                          capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
+    return json.loads(run.stdout), html, run.stderr
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run):
+    return demo_run[0]
+
+
+def test_demo_ends_by_writing_the_html_report_and_printing_its_path(demo_run):
+    report, html, stderr = demo_run
+    assert f"HTML report written to {html.resolve()}" in stderr
+    text = html.read_text(encoding="utf-8")
+    assert text.count("<svg") == 4 and "DEMO" in text
+    top = max(report["recommendations"], key=lambda r: float(r["monthly_savings_usd"]))
+    assert top["resource_id"] in text
 
 
 def test_demo_meets_its_ground_truth(demo):
