@@ -37,6 +37,14 @@ def summary(config: Any) -> dict[str, Any]:
                   "approval_required": sorted(policy.approval_required_kinds),
                   "freshness_minutes": config.apply.freshness.total_seconds() / 60},
         "state": {"url": safe_url(config.state_url)},
+        "report": {"owner_tag": config.report.owner_tag, "team_tag": config.report.team_tag, "top": config.report.top,
+                   "min_savings_usd": str(config.report.min_savings_usd),
+                   "only_new_or_changed": config.report.only_new_or_changed, "mutes": len(config.report.mutes)},
+        "channels": [{"name": c.name, "type": c.type, "audiences": list(c.audiences),
+                      "secrets": {k: str(v) for k, v in c.secrets.items()}} for c in config.channels],
+        "schedules": {**{k: v or "off" for k, v in config.daemon.schedules.items()},
+                      "timezone": config.daemon.timezone},
+        "daemon": {"listen": config.daemon.listen},
     }
 
 
@@ -63,7 +71,10 @@ def validate(config_file: Path | None, fmt: str) -> None:
         click.echo(json.dumps(body, indent=2))
         return
     click.echo(f"{config.source or 'no configuration file (defaults)'}: valid")
-    for section in ("aws", "gcp", "azure", "apply", "state"):
+    for section in ("aws", "gcp", "azure", "apply", "state", "report", "schedules", "daemon"):
         shown = {k: v for k, v in body[section].items() if v not in (None, [], {}, "")}
         if shown:
             click.echo(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    for c in body["channels"]:  # secrets by reference only: the variable's name or the file's path
+        refs = ", ".join(f"{k} from {v}" for k, v in c["secrets"].items())
+        click.echo(f"  channel {c['name']}: {c['type']} to {', '.join(c['audiences'])}" + (f" ({refs})" if refs else ""))

@@ -49,6 +49,17 @@ from agent.apply_config import (
 )
 from agent.config_source import Source, with_line
 from agent.config_source import read as read_source
+from agent.daemon_config import (
+    DAEMON_KEYS,
+    JOBS,
+    REPORT_KEYS,
+    Channel,
+    DaemonSettings,
+    ReportSettings,
+    channels,
+    daemon_settings,
+    report_settings,
+)
 from providers.errors import ConfigurationError
 
 ENV_FILE = "COSTAGENT_CONFIG"
@@ -86,6 +97,9 @@ class Config:
     source: str | None = None  # the file read, for messages
     apply: ApplySettings = field(default_factory=ApplySettings)  # the guards' policy ([apply])
     state_url: str = ""  # the journal's database ([state] url, COSTAGENT_STATE_URL); "" before load()
+    report: ReportSettings = field(default_factory=ReportSettings)  # digests: routing tags, noise controls
+    channels: tuple[Channel, ...] = ()  # where digests go
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)  # schedules, listen address
 
 
 _KEYS: dict[str, set[str]] = {
@@ -94,6 +108,10 @@ _KEYS: dict[str, set[str]] = {
     "azure": {"subscriptions", "regions", "base_url", "ca_bundle", "metrics_endpoint"},
     "apply": APPLY_KEYS,
     "state": STATE_KEYS,
+    "report": REPORT_KEYS,
+    "schedules": set(JOBS) | {"timezone"},
+    "daemon": DAEMON_KEYS,
+    "channels": set(),  # a list, checked by daemon_config.channels
 }
 
 
@@ -117,6 +135,8 @@ def _validated(data: dict[str, Any], chosen: str | None, env: Mapping[str, str])
         if section not in _KEYS:
             raise ConfigurationError(f"config {where}: unknown section [{section}]",
                                      hint=f"sections: {', '.join(f'[{s}]' for s in _KEYS)}")
+        if section == "channels":
+            continue
         if not isinstance(data[section], dict):
             raise ConfigurationError(f"config {where}: [{section}] must be a table (a mapping)")
         unknown = set(data[section]) - _KEYS[section]
@@ -155,6 +175,9 @@ def _validated(data: dict[str, Any], chosen: str | None, env: Mapping[str, str])
         source=str(chosen) if chosen else None,
         apply=apply_settings(data.get("apply", {}), where),
         state_url=state_url(data.get("state", {}), where, env),
+        report=report_settings(data.get("report", {}), where),
+        channels=channels(data.get("channels", []), where),
+        daemon=daemon_settings(data.get("schedules", {}), data.get("daemon", {}), where),
     )
 
 
