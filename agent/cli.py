@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import sys
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from agent import audit_config
 from agent.audit import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_USAGE, AuditRequest, run_audit
 from agent.clock import SystemClock
 from agent.progress import for_terminal
@@ -30,26 +32,26 @@ from reports import render
 from reports.model import AuditReport
 from reports.table import render_table
 
+if TYPE_CHECKING:
+    from agent.config import Config
+
 log = logging.getLogger("costagent")
 # gRPC's C core (Cloud Monitoring's transport) logs connection events at info level straight to stderr;
 # a CLI keeps stderr for its own messages. An explicit GRPC_VERBOSITY still wins.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 FORMATS = ("table", "json", "markdown")
-DEFAULT_PERIOD = timedelta(minutes=5)
+DEFAULT_PERIOD = audit_config.DEFAULT_PERIOD
 DEMO_PERIOD = timedelta(hours=1)
 _SUFFIX_FORMAT = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
-
-_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str, default_unit: str) -> timedelta:
-    """``14d``, ``36h``, ``5m``, ``300s``; a bare number takes ``default_unit``."""
-    match = _DURATION.match(text)
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a duration (examples: 14d, 36h, 5m, 300s)")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2) or default_unit])
+    """``14d``, ``36h``, ``5m``, ``300s``; a bare number takes ``default_unit`` (as ``audit.lookback`` in the file)."""
+    try:
+        return audit_config.parse_duration(text, default_unit)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 class _RunId(logging.Filter):
@@ -99,44 +101,52 @@ def main(verbose: int) -> None:
               help="Cloud to audit (repeatable). Default: the clouds the config file has a section for, else aws; "
                    "with --demo, all three.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="COSTAGENT_CONFIG", help="Configuration file (TOML): projects, subscriptions, regions, endpoints.")
+              envvar="COSTAGENT_CONFIG",
+              help="Configuration file (YAML or TOML): projects, subscriptions, regions, endpoints, the audit window "
+                   "and the recommenders' thresholds.")
 @click.option("--region", "regions", multiple=True, metavar="REGION",
               help="Region to audit (repeatable; us-east-1, us-central1 and eastus name their cloud). Default: AWS "
                    "the profile's region; GCP and Azure every region holding instances.")
 @click.option("--profile", default=None, help="AWS named profile (default: the standard credential chain).")
-@click.option("--lookback", type=Duration("d"), default="14d", show_default=True, help="How far back to read usage.")
+@click.option("--lookback", type=Duration("d"), default=None,
+              help="How far back to read usage [default: the config's audit.lookback, else 14d].")
 @click.option("--period", type=Duration("m"), default=None,
-              help="Metric resolution [default: 5m; with --demo, 1h: the demo cloud publishes hourly].")
+              help="Metric resolution [default: the config's audit.period, else 5m; with --demo, 1h: the demo "
+                   "cloud publishes hourly].")
 @click.option("--output", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format. Default: table on a terminal, JSON when piped (or from --out's suffix).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
               help="Write the report to FILE instead of stdout.")
 @click.option("--demo", is_flag=True, help="Audit the embedded demo cloud (simulated AWS, GCP and Azure fleets on "
                                            "local emulators).")
-@click.option("--live-prices/--no-live-prices", default=True, show_default=True,
-              help="Refine the shipped price catalog with the clouds' price APIs.")
+@click.option("--live-prices/--no-live-prices", default=None,
+              help="Refine the shipped price catalog with the clouds' price APIs [default: the config's "
+                   "audit.live_prices, else on].")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bars on stderr (default: when stderr is a terminal).")
 @click.option("--billing", "billing", multiple=True, metavar="PATH",
               help="Billing export to read (repeatable): FOCUS 1.0+, AWS CUR 1.0/2.0 or Azure EA/MCA exports, "
                    "CSV or Parquet; a file, folder, glob, s3://bucket/prefix, gs://bucket/prefix or "
                    "https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix. Gives effective rates, "
-                   "commitment coverage and hourly usage for commitments.")
+                   "commitment coverage and hourly usage for commitments. Default: the config's audit.billing.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
               help="Also write the self-contained HTML report with charts (idle GPU-hours and dollars per day, "
                    "savings by kind and team, hour-of-week idle heat map) to FILE.")
 def audit(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str, ...], profile: str | None,
-          lookback: timedelta, period: timedelta | None, fmt: str | None, out_file: Path | None, demo: bool,
-          live_prices: bool, show_progress: bool | None, billing: tuple[str, ...], html_file: Path | None) -> None:
+          lookback: timedelta | None, period: timedelta | None, fmt: str | None, out_file: Path | None, demo: bool,
+          live_prices: bool | None, show_progress: bool | None, billing: tuple[str, ...],
+          html_file: Path | None) -> None:
     """Read-only audit: recommend stops and off-hours schedules for idle GPU instances."""
     from agent import clouds as cloud_targets
     from agent.config import load as load_config
 
-    period = period or (DEMO_PERIOD if demo else DEFAULT_PERIOD)
-    _check_window(lookback, period)
     fmt = fmt or _default_format(out_file)
     try:
         config = load_config(config_file)
+    except ConfigurationError as exc:
+        _fail(f"costagent: {exc.one_line()}", EXIT_USAGE)
+    inputs = audit_inputs(config, lookback, period, live_prices, billing, demo)
+    try:
         chosen = tuple(Cloud(c) for c in dict.fromkeys(clouds)) or cloud_targets.default_clouds(config, demo)
         cloud_targets.split_regions(regions, chosen)  # a region of no chosen cloud is a usage error, before any call
     except ConfigurationError as exc:
@@ -149,11 +159,12 @@ def audit(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str,
                 click.echo(f"costagent: starting the embedded demo cloud ({', '.join(chosen)}: simulated fleets on "
                            "local emulators)...", err=True)
             opened = stack.enter_context(cloud_targets.open_targets(
-                chosen, config, demo=demo, regions=regions, profile=profile, live_prices=live_prices,
-                now=clock.now(), lookback=lookback))
-            paths = billing or opened.billing_paths
-            request = AuditRequest(regions=tuple(r for t in opened.targets for r in t.regions), lookback=lookback,
-                                   period=period, demo=demo, billing=tuple(paths))
+                chosen, config, demo=demo, regions=regions, profile=profile, live_prices=inputs.live_prices,
+                now=clock.now(), lookback=inputs.lookback))
+            request = AuditRequest(regions=tuple(r for t in opened.targets for r in t.regions),
+                                   lookback=inputs.lookback, period=inputs.period, demo=demo,
+                                   billing=inputs.billing or tuple(opened.billing_paths),
+                                   settings=config.audit.recommenders)
             outcome = run_audit(list(opened.targets), request, clock, progress,
                                 billing_reader=_billing_reader([t.provider for t in opened.targets]))
     except ConfigurationError as exc:
@@ -279,15 +290,41 @@ def _billing_reader(providers: Sequence[Provider]) -> Callable[[Sequence[str]], 
     return read
 
 
-def _check_window(lookback: timedelta, period: timedelta) -> None:
-    seconds = int(period.total_seconds())
-    if seconds < 60 or seconds % 60:
-        raise click.BadParameter("must be a whole number of minutes (CloudWatch periods are multiples of 60 s)",
-                                 param_hint="--period")
-    if lookback < period * 2:
-        raise click.BadParameter("must cover at least two periods", param_hint="--lookback")
-    if lookback > timedelta(days=63):
-        raise click.BadParameter("at most 63 days (CloudWatch keeps 5-minute data for 63 days)", param_hint="--lookback")
+def _check_window(lookback: timedelta, period: timedelta, lookback_hint: str = "--lookback",
+                  period_hint: str = "--period") -> None:
+    problem = audit_config.window_problem(lookback, period)
+    if problem:
+        key, message = problem
+        raise click.BadParameter(message, param_hint=lookback_hint if key == "lookback" else period_hint)
+
+
+@dataclass(frozen=True)
+class AuditInputs:
+    """What one audit reads: each value from its flag, else the config's ``audit`` section, else the default."""
+
+    lookback: timedelta
+    period: timedelta
+    live_prices: bool
+    billing: tuple[str, ...]  # empty: the demo's own exports, if any
+
+
+def audit_inputs(config: Config, lookback: timedelta | None, period: timedelta | None, live_prices: bool | None,
+                 billing: Sequence[str], demo: bool) -> AuditInputs:
+    """Flags win over the config file; with --demo and no period anywhere the period is an hour (the demo cloud
+    publishes hourly). Raises ``click.BadParameter`` naming the flag or the file's key for a window it cannot read."""
+    settings = config.audit
+    span = settings.lookback if lookback is None else lookback
+    if period is not None:
+        step = period
+    elif demo and "period" not in settings.configured:
+        step = DEMO_PERIOD
+    else:
+        step = settings.period
+    in_file = f" in {config.source}" if config.source else ""
+    _check_window(span, step, "--lookback" if lookback is not None else f"audit.lookback{in_file}",
+                  "--period" if period is not None else f"audit.period{in_file}")
+    return AuditInputs(span, step, settings.live_prices if live_prices is None else live_prices,
+                       tuple(billing) or settings.billing)
 
 
 def _default_format(out_file: Path | None) -> str:

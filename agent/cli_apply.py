@@ -100,42 +100,49 @@ def _sides(targets: Sequence[Any]) -> dict[Cloud, Any]:
 @click.option("--cloud", "clouds", multiple=True, type=click.Choice([c.value for c in Cloud]),
               help="Cloud to plan for (repeatable); default as for audit.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="COSTAGENT_CONFIG", help="Configuration file (TOML): the [apply] policy, [state] url, clouds.")
+              envvar="COSTAGENT_CONFIG", help="Configuration file (YAML or TOML): the apply policy, state url, clouds, "
+                                              "audit window and recommenders' thresholds.")
 @click.option("--region", "regions", multiple=True, metavar="REGION", help="Region (repeatable), as for audit.")
 @click.option("--profile", default=None, help="AWS named profile (default: the standard credential chain).")
-@click.option("--lookback", default="14d", show_default=True, help="How far back to read usage.")
-@click.option("--period", default=None, help="Metric resolution [default: 5m; with --demo, 1h].")
+@click.option("--lookback", default=None,
+              help="How far back to read usage [default: the config's audit.lookback, else 14d].")
+@click.option("--period", default=None,
+              help="Metric resolution [default: the config's audit.period, else 5m; with --demo, 1h].")
 @click.option("--demo", is_flag=True, help="Plan against the embedded demo cloud (nothing persists after the run).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PLAN,
               show_default=True, help="Where to write the plan file (JSON); '-' prints it on stdout.")
 @click.option("--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="What to print: the plan for a person (text) or the plan file itself (json).")
-@click.option("--live-prices/--no-live-prices", default=True, show_default=True)
+@click.option("--live-prices/--no-live-prices", default=None,
+              help="Refine the price catalog with the clouds' price APIs [default: the config's audit.live_prices, "
+                   "else on].")
 @click.option("--billing", "billing", multiple=True, metavar="PATH",
               help="Billing export to read (repeatable), as for audit: effective rates of commitment-covered "
-                   "instances.")
+                   "instances [default: the config's audit.billing].")
 def plan(clouds: tuple[str, ...], config_file: Path | None, regions: tuple[str, ...], profile: str | None,
-         lookback: str, period: str | None, demo: bool, out_file: Path, fmt: str, live_prices: bool,
+         lookback: str | None, period: str | None, demo: bool, out_file: Path, fmt: str, live_prices: bool | None,
          billing: tuple[str, ...]) -> None:
     """Audit, then write the plan: each recommended action with every guard's verdict. Changes nothing."""
     from agent import clouds as cloud_targets
     from agent.audit import AuditRequest, run_audit
-    from agent.cli import DEFAULT_PERIOD, DEMO_PERIOD, _billing_reader, _check_window, parse_duration
+    from agent.cli import _billing_reader, audit_inputs, parse_duration
     from agent.planning import build_plan
     from agent.progress import for_terminal
     from reports.actions import render_plan
 
     config = _config(config_file)
-    span = parse_duration(lookback, "d")
-    step = parse_duration(period, "m") if period else (DEMO_PERIOD if demo else DEFAULT_PERIOD)
-    _check_window(span, step)
+    inputs = audit_inputs(config, parse_duration(lookback, "d") if lookback else None,
+                          parse_duration(period, "m") if period else None, live_prices, billing, demo)
+    span, step = inputs.lookback, inputs.period
     clock = SystemClock()
     try:
         chosen = tuple(Cloud(c) for c in dict.fromkeys(clouds)) or cloud_targets.default_clouds(config, demo)
         with ExitStack() as stack, _journal(config, clock) as journal:
-            opened = stack.enter_context(_opened(chosen, config, regions, profile, demo, clock, span, live_prices))
+            opened = stack.enter_context(_opened(chosen, config, regions, profile, demo, clock, span,
+                                                 inputs.live_prices))
             request = AuditRequest(regions=tuple(r for t in opened.targets for r in t.regions), lookback=span,
-                                   period=step, demo=demo, billing=tuple(billing or opened.billing_paths))
+                                   period=step, demo=demo, billing=inputs.billing or tuple(opened.billing_paths),
+                                   settings=config.audit.recommenders)
             outcome = run_audit(list(opened.targets), request, clock, for_terminal(None),
                                 billing_reader=_billing_reader([t.provider for t in opened.targets]))
             made = build_plan(outcome, opened.targets, _sides(opened.targets), config.apply, journal, clock,

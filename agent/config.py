@@ -27,6 +27,10 @@ docs/configuration.md). Credentials never go here: each cloud's standard chain s
                                                # reads only). Default: this one with the public base_url, the
                                                # azure.us/azure.cn one with a sovereign base_url, else none
 
+The other sections have their own modules: ``apply`` and ``state`` (agent/apply_config.py); ``report``,
+``channels``, ``schedules`` and ``daemon`` (agent/daemon_config.py); ``audit`` and ``recommenders``
+(agent/audit_config.py: the audit window and the recommenders' thresholds).
+
 A few keys have environment overrides, for containers: ``COSTAGENT_GCP_PROJECTS`` (comma-separated),
 ``COSTAGENT_GCP_ENDPOINT_<SERVICE>``, ``COSTAGENT_GCP_BILLING_TABLE``, ``COSTAGENT_AZURE_SUBSCRIPTIONS``,
 ``COSTAGENT_AZURE_BASE_URL``, ``COSTAGENT_AZURE_CA_BUNDLE``, ``COSTAGENT_AZURE_METRICS_ENDPOINT``.
@@ -47,6 +51,7 @@ from agent.apply_config import (
     apply_settings,
     state_url,
 )
+from agent.audit_config import AUDIT_KEYS, RECOMMENDER_KEYS, AuditSettings, audit_settings
 from agent.config_source import Source, with_line
 from agent.config_source import read as read_source
 from agent.daemon_config import (
@@ -100,6 +105,7 @@ class Config:
     report: ReportSettings = field(default_factory=ReportSettings)  # digests: routing tags, noise controls
     channels: tuple[Channel, ...] = ()  # where digests go
     daemon: DaemonSettings = field(default_factory=DaemonSettings)  # schedules, listen address
+    audit: AuditSettings = field(default_factory=AuditSettings)  # lookback, period, billing, recommenders' settings
 
 
 _KEYS: dict[str, set[str]] = {
@@ -112,6 +118,8 @@ _KEYS: dict[str, set[str]] = {
     "schedules": set(JOBS) | {"timezone"},
     "daemon": DAEMON_KEYS,
     "channels": set(),  # a list, checked by daemon_config.channels
+    "audit": AUDIT_KEYS,
+    "recommenders": RECOMMENDER_KEYS,
 }
 
 
@@ -178,6 +186,7 @@ def _validated(data: dict[str, Any], chosen: str | None, env: Mapping[str, str])
         report=report_settings(data.get("report", {}), where),
         channels=channels(data.get("channels", []), where),
         daemon=daemon_settings(data.get("schedules", {}), data.get("daemon", {}), where),
+        audit=audit_settings(data.get("audit", {}), data.get("recommenders", {}), where),
     )
 
 
