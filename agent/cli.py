@@ -353,8 +353,9 @@ def _fail(message: str, code: int) -> None:
 def _register() -> None:
     from agent.cli_apply import COMMANDS
     from agent.cli_config import config_group
+    from agent.cli_daemon import COMMANDS as DAEMON_COMMANDS
 
-    for command in (*COMMANDS, config_group):
+    for command in (*COMMANDS, *DAEMON_COMMANDS, config_group):
         main.add_command(command)
 
 

@@ -44,7 +44,14 @@ def summary(config: Any) -> dict[str, Any]:
                       "secrets": {k: str(v) for k, v in c.secrets.items()}} for c in config.channels],
         "schedules": {**{k: v or "off" for k, v in config.daemon.schedules.items()},
                       "timezone": config.daemon.timezone},
-        "daemon": {"listen": config.daemon.listen},
+        "daemon": {"listen": config.daemon.listen, "retention_days": config.daemon.retention_days,
+                   "shutdown_timeout_seconds": config.daemon.shutdown_timeout_seconds,
+                   "max_plan_age_hours": config.daemon.max_plan_age_hours},
+        "audit": {"lookback_hours": config.audit.lookback.total_seconds() / 3600,
+                  "period_minutes": config.audit.period.total_seconds() / 60,
+                  "live_prices": config.audit.live_prices, "billing": list(config.audit.billing)},
+        "recommenders": {"enabled": list(config.audit.recommenders.enabled),
+                         "kpi_tag": config.audit.recommenders.kpi_tag},
     }
 
 
@@ -71,7 +78,7 @@ def validate(config_file: Path | None, fmt: str) -> None:
         click.echo(json.dumps(body, indent=2))
         return
     click.echo(f"{config.source or 'no configuration file (defaults)'}: valid")
-    for section in ("aws", "gcp", "azure", "apply", "state", "report", "schedules", "daemon"):
+    for section in ("aws", "gcp", "azure", "audit", "recommenders", "apply", "state", "report", "schedules", "daemon"):
         shown = {k: v for k, v in body[section].items() if v not in (None, [], {}, "")}
         if shown:
             click.echo(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))

@@ -16,14 +16,17 @@
         type: slack-webhook       # slack-webhook | slack-bot | email | file
         url_env: SLACK_WEBHOOK_URL   # secrets only as *_env (a variable's name) or *_file (a path)
         audiences: [team:ml]      # everyone (default) | team:<name> | owner:<name> | each:team | each:owner
-    schedules:                    # crontab (Sunday = 0) in schedules.timezone; "off" disables a job
+    schedules:                    # crontab (Sunday = 0) in schedules.timezone, or "@every 30m"; "off": no job
       collect: "0 * * * *"
       apply: "*/30 * * * *"
       digest: "0 9 * * 1-5"
       housekeeping: "30 3 * * *"
       timezone: UTC
     daemon:
-      listen: 127.0.0.1:9464      # /healthz and /metrics
+      listen: 127.0.0.1:9464      # /healthz and /metrics (env COSTAGENT_LISTEN wins)
+      retention_days: 90
+      shutdown_timeout_seconds: 45
+      max_plan_age_hours: 24
 
 A secret given inline (``url:``, ``token:``, ``password:``) is refused: it would sit in a file that is
 read, copied and printed; ``*_env`` names an environment variable, ``*_file`` a file (a Kubernetes or
@@ -39,7 +42,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent.schedules import cron_trigger
+from agent.schedules import trigger
 from providers.errors import ConfigurationError
 from providers.model import utc
 from reports.digest import Mute
@@ -53,11 +56,12 @@ CHANNEL_TYPES = {
     "email": (set(), {"host", "from", "to"}),
     "file": (set(), {"path"}),
 }
-CHANNEL_KEYS = {"name", "type", "audiences", "channel", "host", "port", "from", "to", "username", "starttls",
+CHANNEL_KEYS = {"name", "type", "audiences", "channel", "api_url", "host", "port", "from", "to", "username", "starttls",
                 "path", "format", "url_env", "url_file", "token_env", "token_file", "password_env", "password_file"}
 SECRETS = ("url", "token", "password")
+FILE_FORMATS = ("markdown", "html", "csv", "json", "text", "slack")
 REPORT_KEYS = {"owner_tag", "team_tag", "top", "min_savings_usd", "only_new_or_changed", "html_dir", "mutes"}
-DAEMON_KEYS = {"listen"}
+DAEMON_KEYS = {"listen", "retention_days", "shutdown_timeout_seconds", "max_plan_age_hours"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ class DaemonSettings:
     schedules: Mapping[str, str | None] = field(default_factory=lambda: dict(DEFAULT_SCHEDULES))
     timezone: str = "UTC"
     listen: str = "127.0.0.1:9464"
+    retention_days: int = 90  # housekeeping: runs, deliveries and collect results older than this go
+    shutdown_timeout_seconds: int = 45  # SIGTERM: wait this long for a running job, then leave it for the next start
+    max_plan_age_hours: int = 24  # the apply job refuses a plan older than this (no collect succeeded since)
 
 
 def _fail(where: str, key: str, message: str, hint: str | None = None) -> ConfigurationError:
@@ -183,6 +190,11 @@ def channels(items: Any, where: str) -> tuple[Channel, ...]:
             options["to"] = [to] if isinstance(to, str) else list(to)
             if "port" in options and (isinstance(options["port"], bool) or not isinstance(options["port"], int)):
                 raise _fail(where, f"{key}.port", "must be a port number")
+        if kind == "file":
+            options.setdefault("format", "markdown")
+            if options["format"] not in FILE_FORMATS:
+                raise _fail(where, f"{key}.format", f"= {options['format']!r} is not a file format",
+                            ", ".join(FILE_FORMATS))
         out.append(Channel(name, kind, tuple(audiences), options, secrets))
     return tuple(out)
 
@@ -213,7 +225,7 @@ def daemon_settings(schedules: Mapping[str, Any], daemon: Mapping[str, Any], whe
             chosen[job] = None
             continue
         try:
-            cron_trigger(str(expr), tz)
+            trigger(str(expr), tz)
         except (ValueError, LookupError) as exc:  # zoneinfo's unknown zone is a KeyError
             raise _fail(where, f"schedules.{job}", f"= {expr!r}: {exc}", 'crontab, e.g. "0 9 * * 1-5"') from None
         chosen[job] = str(expr)
@@ -221,7 +233,14 @@ def daemon_settings(schedules: Mapping[str, Any], daemon: Mapping[str, Any], whe
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise _fail(where, "daemon.listen", f"= {listen!r} is not host:port", "e.g. 127.0.0.1:9464 or 0.0.0.0:9464")
-    return DaemonSettings(chosen, tz, listen)
+    numbers = {}
+    for key, default, low, high in (("retention_days", 90, 1, 3650), ("shutdown_timeout_seconds", 45, 1, 3600),
+                                    ("max_plan_age_hours", 24, 1, 24 * 14)):
+        value = daemon.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _fail(where, f"daemon.{key}", f"must be a whole number from {low} to {high}")
+        numbers[key] = value
+    return DaemonSettings(chosen, tz, listen, **numbers)
 
 
 def _known(section: Any, keys: set[str], where: str, name: str) -> None:

@@ -231,13 +231,19 @@ def write(plan: Plan, path: Path | None) -> str:
 
 def read(path: Path) -> Plan:
     """Load a plan file; ``PlanError`` (one line naming the file and the field) for anything unusable."""
-    where = f"plan {path}"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PlanError(f"{where}: no such file (write one with `costagent plan --out {path}`)") from None
+        raise PlanError(f"plan {path}: no such file (write one with `costagent plan --out {path}`)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"{where}: cannot read it ({exc})") from None
+        raise PlanError(f"plan {path}: cannot read it ({exc})") from None
+    return parse(text, f"plan {path}", source=str(path))
+
+
+def parse(text: str, where: str, source: str | None = None) -> Plan:
+    """A plan from its JSON text; ``where`` names it in errors."""
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PlanError(f"{where}: not JSON (line {exc.lineno}: {exc.msg})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -251,7 +257,7 @@ def read(path: Path) -> Plan:
                     regions={str(k): tuple(v) for k, v in data.get("regions", {}).items()},
                     period_seconds=int(data.get("period_seconds", 300)), mode=str(data.get("mode", "")),
                     actions=actions, advice=tuple(_advice(a) for a in data.get("advice", ())),
-                    fleet_size=int(data.get("fleet_size", 0)), source=str(path), demo=bool(data.get("demo", False)))
+                    fleet_size=int(data.get("fleet_size", 0)), source=source, demo=bool(data.get("demo", False)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PlanError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _NAMED = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
@@ -53,3 +54,24 @@ def cron_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
     minute, hour, day, month, weekday = fields
     return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekday_field(weekday),
                        timezone=timezone)
+
+
+_EVERY = re.compile(r"^@every\s+(\d+)\s*(s|m|h|d)$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def trigger(expression: str, timezone: str = "UTC") -> CronTrigger | IntervalTrigger:
+    """A crontab expression (``cron_trigger``) or ``@every <n>s|m|h|d`` (a fixed interval from the daemon's first
+    start, as in Go's robfig/cron; at least 1 s). Raises ``ValueError`` naming what is wrong."""
+    text = expression.strip().lower()
+    if text.startswith("@every"):
+        match = _EVERY.match(text)
+        if not match or int(match.group(1)) < 1:
+            raise ValueError(f"{expression!r} is not '@every <n>s|m|h|d' (e.g. @every 30m)")
+        return IntervalTrigger(seconds=int(match.group(1)) * _UNIT[match.group(2)], timezone=timezone)
+    return cron_trigger(expression, timezone)
+
+
+def describe(t: CronTrigger | IntervalTrigger) -> str:
+    """What identifies a trigger across restarts (not its start date): its fields and time zone."""
+    return f"{t} {t.timezone}"

@@ -1,11 +1,12 @@
 """The state database's tables (SQLAlchemy Core) and how times are stored in them: the journal's actions and
-guard verdicts, grace-period marks, the apply lease, digest deliveries. One ``metadata``; ``Journal`` creates them all."""
+guard verdicts, grace-period marks, the apply lease, digest deliveries, the daemon's run ledger and the
+results of its collect runs (the scheduler's own job store, ``apscheduler_jobs``, lives beside them). One ``metadata``; ``Journal`` creates them all."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 from providers.model import utc
 
@@ -52,6 +53,26 @@ deliveries = Table(
     Column("owner", String(256), nullable=False),  # who claimed it (lease_owner format)
     Column("claimed_at", _T, nullable=False), Column("sent_at", _T),
     Column("findings", Text),  # JSON {finding id: monthly savings} of what was sent: "new or changed" next time
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("job", String(32), nullable=False), Column("scheduled_for", _T, nullable=False),
+    Column("status", String(16), nullable=False, index=True),  # running | ok | failed | skipped | interrupted ...
+    Column("owner", String(256), nullable=False),  # lease_owner() of the process running it
+    Column("started_at", _T, nullable=False), Column("heartbeat_at", _T, nullable=False), Column("finished_at", _T),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("detail", Text),  # JSON: what the run did (counts, plan id) or its error, one line
+    UniqueConstraint("job", "scheduled_for", name="uq_runs_job_scheduled"),
+)
+collected = Table(
+    "collected", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False), Column("finished_at", _T, nullable=False, index=True),
+    Column("digest", Text, nullable=False),  # reports.digest_json: the fleet-wide digest of this audit
+    Column("plan", Text, nullable=False),  # agent.plan: the plan of this audit, every guard evaluated
+    Column("summary", Text, nullable=False),  # JSON: counts and savings, for logs and metrics
 )
 
 

@@ -39,6 +39,7 @@ schedules:
   timezone: Europe/Berlin
 daemon:
   listen: 0.0.0.0:9464
+  retention_days: 30
 """
 
 
@@ -65,6 +66,12 @@ def test_every_key_is_read(tmp_path):
     d = config.daemon
     assert (d.schedules["digest"], d.schedules["apply"], d.timezone, d.listen) == (
         "0 8 * * 1", None, "Europe/Berlin", "0.0.0.0:9464")
+    assert (d.retention_days, d.shutdown_timeout_seconds, d.max_plan_age_hours) == (30, 45, 24)
+
+
+def test_an_every_schedule_is_accepted(tmp_path):
+    config = load(write(tmp_path, FULL.replace('  digest: "0 8 * * 1"', '  digest: "@every 15m"')), env={})
+    assert config.daemon.schedules["digest"] == "@every 15m"
 
 
 @pytest.mark.parametrize("old, new, words", [
@@ -78,6 +85,10 @@ def test_every_key_is_read(tmp_path):
     ("  timezone: Europe/Berlin", "  timezone: Mars/Base", "line 26: schedules.timezone = 'Mars/Base' is not a time zone"),
     ("  listen: 0.0.0.0:9464", "  listen: everywhere", "daemon.listen = 'everywhere' is not host:port"),
     ("  top: 5", "  top: 500", "report.top must be a whole number from 1 to 50"),
+    ("  retention_days: 30", "  retention_days: forever", "daemon.retention_days must be a whole number from 1"),
+    ('  digest: "0 8 * * 1"', '  digest: "@every 5 minutes"', "schedules.digest = '@every 5 minutes'"),
+    ("    password_file: /run/secrets/smtp", "    password_file: /run/secrets/smtp\n  - {name: f, type: file, path: x, "
+     "format: pdf}", "channels[2].format = 'pdf' is not a file format"),
     ("      until: 2026-12-31T00:00:00Z", "      until: someday", "report.mutes[0].until"),
     ("  - name: ops-mail", "  - name: ml-slack", "channels[1].name must be a unique"),
 ])
