@@ -56,7 +56,7 @@ CHANNEL_TYPES = {
     "email": (set(), {"host", "from", "to"}),
     "file": (set(), {"path"}),
 }
-CHANNEL_KEYS = {"name", "type", "audiences", "channel", "api_url", "host", "port", "from", "to", "username", "starttls",
+CHANNEL_KEYS = {"name", "type", "audiences", "channel", "api_url", "ca_file", "host", "port", "from", "to", "username", "starttls",
                 "path", "format", "url_env", "url_file", "token_env", "token_file", "password_env", "password_file"}
 SECRETS = ("url", "token", "password")
 FILE_FORMATS = ("markdown", "html", "csv", "json", "text", "slack")

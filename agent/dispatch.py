@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -188,17 +189,24 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def open_sender(channel: Channel, env: Mapping[str, str]) -> Any:
     """The sender for one configured channel (``reports.channels``), secrets resolved."""
     o = channel.options
+    context = None
+    if o.get("ca_file"):  # a private CA (a relay, a test server) trusted besides the system's
+        try:
+            context = ssl.create_default_context(cafile=str(Path(str(o["ca_file"])).expanduser()))
+        except (OSError, ssl.SSLError) as exc:
+            raise ChannelError(f"channel {channel.name}: ca_file {o['ca_file']} cannot be used "
+                               f"({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
     try:
         if channel.type == "slack-webhook":
-            return SlackWebhook(str(secret(channel, "url", env)))
+            return SlackWebhook(str(secret(channel, "url", env)), ssl_context=context)
         if channel.type == "slack-bot":
             return SlackBot(str(secret(channel, "token", env)), str(o["channel"]),
-                            base_url=str(o.get("api_url", "https://slack.com/api/")))
+                            base_url=str(o.get("api_url", "https://slack.com/api/")), ssl_context=context)
         if channel.type == "email":
             starttls = bool(o.get("starttls", True))
             return SmtpEmail(str(o["host"]), int(o.get("port", 587 if starttls else 25)), str(o["from"]),
                              list(o["to"]), username=o.get("username"), password=secret(channel, "password", env),
-                             starttls=starttls)
+                             starttls=starttls, ssl_context=context)
         return _Files(str(o["path"]))
     except ValueError as exc:
         raise ChannelError(f"channel {channel.name}: {exc}") from None

@@ -75,6 +75,8 @@ class World:
 
     def config(self, **schedules: str) -> Path:
         chosen = {"collect": "@every 4s", "apply": "off", "digest": "@every 4s", "housekeeping": "off", **schedules}
+        ca_file = self.tmp / "smtp-ca.pem"
+        self.ca.cert_pem.write_to_path(str(ca_file))
         path = self.tmp / "costagent.yaml"
         path.write_text(f"""
 azure:
@@ -100,6 +102,7 @@ channels:
     port: {self.smtp_port}
     from: costagent@example.com
     to: [finops@example.com]
+    ca_file: "{ca_file.as_posix()}"
 schedules:
 {chr(10).join(f'  {k}: "{v}"' for k, v in chosen.items())}
 daemon:
@@ -108,9 +111,7 @@ daemon:
         return path
 
     def start(self, config: Path) -> subprocess.Popen[str]:
-        ca_file = self.tmp / "smtp-ca.pem"
-        self.ca.cert_pem.write_to_path(str(ca_file))
-        env = {**os.environ, **CREDENTIALS, "AZURE_AUTHORITY_HOST": self.arm.url, "SSL_CERT_FILE": str(ca_file),
+        env = {**os.environ, **CREDENTIALS, "AZURE_AUTHORITY_HOST": self.arm.url,
                "TEST_SLACK_WEBHOOK": self.slack.url + WEBHOOK_PATH}
         return subprocess.Popen([sys.executable, "-m", "agent.cli", "daemon", "--config", str(config), "--listen",
                                  f"127.0.0.1:{self.port}"], env=env, stdout=subprocess.PIPE,
