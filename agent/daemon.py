@@ -70,7 +70,7 @@ class Daemon:
                                      self.env, opener=sender_opener)
         self.stopping = threading.Event()
         self.context = JobContext(config, self.journal, self.ledger, self.clock, self.metrics, self.dispatcher,
-                                  self.stopping, opener)
+                                  self.stopping, opener, self.await_collect)
         self.started_at: datetime | None = None
         self.process_run_id = uuid.uuid4().hex[:12]
         self._locks = {job: threading.Lock() for job in JOB_NAMES}
@@ -131,8 +131,30 @@ class Daemon:
             return self.ledger.get(claim.run_id)
 
     def run_once(self, jobs: Iterable[str], scheduled_for: datetime) -> list[Run | None]:
-        """``costagent run``: each job once, in order, for ``scheduled_for``."""
-        return [self.run_job(job, scheduled_for) for job in jobs]
+        """``costagent run``: each job once, in order, for ``scheduled_for`` (no waiting for a collect: one
+        named before them has run already, and none runs beside them)."""
+        waiting, self.context.await_collect = self.context.await_collect, lambda when: None
+        try:
+            return [self.run_job(job, scheduled_for) for job in jobs]
+        finally:
+            self.context.await_collect = waiting
+
+    def await_collect(self, when: datetime, appear: float = 60.0, finish: float = 3600.0) -> None:
+        """Wait for the collect scheduled for ``when`` to finish, when the collect schedule fires then too (at
+        most ``appear`` s for it to start, ``finish`` s for it to end; not at all once stopping)."""
+        expression = self.config.daemon.schedules.get("collect")
+        if expression is None or not _fires_at(trigger(expression, self.config.daemon.timezone), utc(when)):
+            return
+        started = time.monotonic()
+        while not self.stopping.is_set():
+            run = self.ledger.find("collect", utc(when))
+            waited = time.monotonic() - started
+            if run is not None and run.status != "running":
+                return
+            if (run is None and waited > appear) or waited > finish:
+                log.warning("event=collect_not_awaited scheduled_for=%s waited=%.0f", when.isoformat(), waited)
+                return
+            time.sleep(0.5)
 
     # -- the scheduler --------------------------------------------------------------------------------------------
 
@@ -291,6 +313,13 @@ class Daemon:
         if _CURRENT is self:
             _CURRENT = None
         self.journal.close()
+
+
+def _fires_at(t: Any, when: datetime) -> bool:
+    """Whether trigger ``t`` has a fire time exactly at ``when`` (crontab triggers; an interval's depends on its
+    start and practically never matches another job's)."""
+    found = t.get_next_fire_time(None, when)
+    return found is not None and utc(found) == when
 
 
 def _iso(value: datetime | None) -> str | None:

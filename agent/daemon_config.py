@@ -183,8 +183,8 @@ def channels(items: Any, where: str) -> tuple[Channel, ...]:
                     (isinstance(a, str) and a.split(":", 1)[0] in ("team", "owner") and ":" in a)):
                 raise _fail(where, f"{key}.audiences", f"{a!r} is not an audience",
                             "everyone, team:<name>, owner:<name>, each:team, each:owner")
-        options = {k: v for k, v in item.items() if k not in {"name", "type", "audiences"} and
-                   not k.endswith(("_env", "_file"))}
+        references = {f"{s}_{how}" for s in SECRETS for how in ("env", "file")}
+        options = {k: v for k, v in item.items() if k not in {"name", "type", "audiences"} | references}
         if kind == "email":
             to = options.get("to")
             options["to"] = [to] if isinstance(to, str) else list(to)

@@ -56,6 +56,9 @@ class JobContext:
     stop: threading.Event = field(default_factory=threading.Event)
     #: Opens the clouds (``agent.clouds.open_targets`` by default): (clouds, regions, lookback) -> Opened.
     opener: Callable[[Sequence[Cloud], Sequence[str], timedelta], AbstractContextManager[Any]] | None = None
+    #: Called by apply and digest with their scheduled time: returns once a collect scheduled for the same
+    #: moment (both jobs firing at 09:00) has finished, so they use its results rather than the previous ones.
+    await_collect: Callable[[datetime], None] = lambda when: None
 
     def open(self, clouds: Sequence[Cloud], regions: Sequence[str], lookback: timedelta) -> AbstractContextManager[Any]:
         if self.opener is not None:
@@ -148,6 +151,7 @@ def apply(ctx: JobContext, run: Run) -> dict[str, Any]:
     from agent.apply import Applier
     from agent.cli_apply import _sides
 
+    ctx.await_collect(run.scheduled_for)
     found = latest(ctx)
     if found is None:
         return skipped("nothing collected yet")
@@ -223,6 +227,7 @@ def digest(ctx: JobContext, run: Run) -> dict[str, Any]:
     from agent.digests import _applied, _due
     from reports.digest_json import from_json
 
+    ctx.await_collect(run.scheduled_for)
     found = latest(ctx)
     if found is None:
         return skipped("nothing collected yet")

@@ -124,6 +124,12 @@ class RunLedger:
                          .values(status=SUPERSEDED, finished_at=_iso(self.clock.now()),
                                  detail=json.dumps({"superseded_by": _iso(by)})))
 
+    def find(self, job: str, scheduled_for: datetime) -> Run | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(and_(runs.c.job == job,
+                                                       runs.c.scheduled_for == _iso(scheduled_for)))).first()
+        return None if row is None else _run(row)
+
     def get(self, run_id: str) -> Run | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()

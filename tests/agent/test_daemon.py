@@ -395,3 +395,27 @@ def test_costagent_run_refuses_a_channel_whose_secret_is_not_set(gcp: Gcp) -> No
         "COSTAGENT_TEST_UNSET_HOOK": ""})
     assert result.exit_code == 2
     assert "channel ops: url_env names $COSTAGENT_TEST_UNSET_HOOK, which is not set" in result.output
+
+
+def test_a_digest_firing_with_a_collect_waits_for_it(gcp: Gcp) -> None:
+    import threading
+    import time
+
+    config = load(gcp.config('schedules: {collect: "0 9 * * *", apply: "off", digest: "0 9 * * *", '
+                             'housekeeping: "off"}'))
+    daemon = Daemon(config)
+    nine = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    try:
+        digest = threading.Thread(target=daemon.run_job, args=("digest", nine))
+        digest.start()  # first, as a scheduler may start it
+        time.sleep(1.0)
+        assert daemon.ledger.find("digest", nine).status == "running"  # waiting for the 09:00 collect
+        daemon.run_job("collect", nine)
+        digest.join(60)
+        run = daemon.ledger.find("digest", nine)
+        assert run.status == OK and run.detail["collect_run"] == daemon.ledger.find("collect", nine).run_id
+        daemon.run_job("collect", nine + timedelta(minutes=7))  # not a collect fire time: nobody waits
+        assert daemon.run_job("digest", nine + timedelta(minutes=7)).detail["collect_run"] != run.detail[
+            "collect_run"]
+    finally:
+        daemon.close()

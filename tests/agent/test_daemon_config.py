@@ -119,3 +119,11 @@ def test_config_validate_shows_channels_by_reference_never_a_secret(tmp_path):
     assert result.exit_code == 0, result.output
     assert "channel ml-slack: slack-webhook to team:ml, each:owner (url from $SLACK_WEBHOOK_URL)" in result.output
     assert "s3cr3t" not in result.output and "digest=0 8 * * 1" in result.output
+
+
+def test_a_channel_ca_file_is_an_option_not_a_secret(tmp_path):
+    config = load(write(tmp_path, FULL.replace("    password_file: /run/secrets/smtp",
+                                               "    password_file: /run/secrets/smtp\n    ca_file: /etc/ca.pem")),
+                  env={})
+    mail = config.channels[1]
+    assert mail.options["ca_file"] == "/etc/ca.pem" and set(mail.secrets) == {"password"}
