@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -113,7 +114,7 @@ class JsonApiServer:
 
     def start(self) -> Self:
         handler = type("Handler", (_Handler,), {"emulator": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         if self.tls:
             self._server.socket = self._tls_context().wrap_socket(self._server.socket, server_side=True)
@@ -172,6 +173,15 @@ class JsonApiServer:
         """How many answered requests contain ``fragment`` (matched against "METHOD /path?query")."""
         with self._lock:
             return sum(fragment in r for r in self.requests)
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-answer (a process stopped or killed) is the client's business, not an
+        error of the emulator: no traceback on stderr for it."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
