@@ -22,7 +22,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -72,7 +71,6 @@ class Daemon:
         self.context = JobContext(config, self.journal, self.ledger, self.clock, self.metrics, self.dispatcher,
                                   self.stopping, opener, self.await_collect)
         self.started_at: datetime | None = None
-        self.process_run_id = uuid.uuid4().hex[:12]
         self._locks = {job: threading.Lock() for job in JOB_NAMES}
         self._active: set[str] = set()
         self._active_lock = threading.Lock()
@@ -114,21 +112,22 @@ class Daemon:
                 message = one_line() if callable(one_line) else f"{type(exc).__name__}: {exc}"
                 status, detail = FAILED, {"error": message.splitlines()[0] if message else type(exc).__name__}
                 log.error("event=run_failed job=%s %s", job, detail["error"], exc_info=True)
-            finally:
+            try:
+                elapsed = time.monotonic() - started
+                self.ledger.finish(claim.run_id, status, {**detail, "seconds": round(elapsed, 3)})
+                if status in (OK, FAILED, SKIPPED):
+                    self.metrics.runs.labels(job, status).inc()
+                self.metrics.duration.labels(job).observe(elapsed)
+                if status in (OK, SKIPPED):
+                    self.metrics.last_success.labels(job).set(time.time())
+                log.info("event=run_end job=%s status=%s seconds=%.3f%s", job, status, elapsed,
+                         f" reason={detail['reason']!r}" if status == SKIPPED else "")
+                return self.ledger.get(claim.run_id)
+            finally:  # only now is the run over, for a shutdown waiting on it
                 with self._active_lock:
                     self._active.discard(job)
-            elapsed = time.monotonic() - started
-            self.ledger.finish(claim.run_id, status, {**detail, "seconds": round(elapsed, 3)})
-            if status in (OK, FAILED, SKIPPED):
-                self.metrics.runs.labels(job, status).inc()
-            self.metrics.duration.labels(job).observe(elapsed)
-            if status in (OK, SKIPPED):
-                self.metrics.last_success.labels(job).set(time.time())
-            log.info("event=run_end job=%s status=%s seconds=%.3f%s", job, status, elapsed,
-                     f" reason={detail['reason']!r}" if status == SKIPPED else "")
-            for token, var in zip(tokens, (logs.run_id, logs.job)):
-                var.reset(token)
-            return self.ledger.get(claim.run_id)
+                for token, var in zip(tokens, (logs.run_id, logs.job)):
+                    var.reset(token)
 
     def run_once(self, jobs: Iterable[str], scheduled_for: datetime) -> list[Run | None]:
         """``costagent run``: each job once, in order, for ``scheduled_for`` (no waiting for a collect: one
